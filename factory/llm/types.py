@@ -1,0 +1,66 @@
+"""The request and result types every LLM provider speaks.
+
+A `ChatRequest` is one chat call; a `Completion` is what came back (or the error, kept as data).
+Providers turn requests into SDK calls; retries, rate limits, caching and cost live in the shared layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from factory.hashing import digest
+
+
+@dataclass
+class ChatRequest:
+    """One chat call. `messages` are `{role, content}` dicts (TRL's conversational format)."""
+
+    messages: list[dict[str, str]]
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int = 512
+    n: int = 1
+    stop: list[str] | None = None
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None  # a JSON schema, where the provider supports it
+    meta: dict[str, Any] = field(default_factory=dict)  # the caller's bookkeeping (row id ...); never sent
+
+    def params(self) -> dict[str, Any]:
+        """Everything that changes the answer: what the cache key is made of."""
+        d = asdict(self)
+        d.pop("meta")
+        return d
+
+    def cache_key(self, provider: str, model: str) -> str:
+        return digest({"provider": provider, "model": model, **self.params()})
+
+    def chat(self) -> list[dict[str, str]]:
+        """Messages with the system prompt, if any, as the first message."""
+        if self.system is None:
+            return list(self.messages)
+        return [{"role": "system", "content": self.system}, *self.messages]
+
+
+@dataclass
+class Completion:
+    """The answer to a `ChatRequest`. `texts` holds all `n` choices; `text` is the first."""
+
+    texts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    error: str | None = None
+    cached: bool = False
+
+    @property
+    def text(self) -> str | None:
+        return self.texts[0] if self.texts else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,45 @@
+"""Keep secrets out of manifests, cards, logs and error messages."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TOGETHER_API_KEY")
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def _known_secret_values() -> list[str]:
+    return [v for v in (os.environ.get(name) for name in SECRET_ENV_VARS) if v and len(v) >= 6]
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a config-like object with secret-named keys and known secret values masked."""
+    secrets = _known_secret_values()
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key and is_secret_key(key) and value not in (None, ""):
+            return REDACTED
+        if isinstance(value, dict):
+            return {k: walk(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            return scrub(value, secrets)
+        return value
+
+    return walk(obj)
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """Mask any known secret value (from the environment) that appears inside a string."""
+    for s in _known_secret_values() if secrets is None else secrets:
+        if s in text:
+            text = text.replace(s, REDACTED)
+    return text

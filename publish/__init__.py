@@ -1,0 +1,1 @@
+"""The publisher: dataset versions, checkpoints and their cards to the Hugging Face Hub."""

@@ -1,0 +1,9 @@
+"""Generation schemes: stages that turn seed rows into instruction data with a teacher LLM.
+
+Built-in schemes register themselves in `SCHEMES` when their module is imported below; third-party
+schemes come in through the `factory.schemes` entry-point group.
+"""
+
+from factory.registry import Registry
+
+SCHEMES: Registry = Registry("scheme", "factory.schemes")

@@ -1,0 +1,29 @@
+"""Test session setup.
+
+`huggingface_hub` reads HF_ENDPOINT and HF_HUB_DISABLE_XET when it is first imported, so they are set
+here, before any test module imports it: every Hub call in the tests goes to a loopback port that the
+Hub-server fixture listens on, never to the network.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+HUB_PORT = _free_port()
+_CACHE = tempfile.mkdtemp(prefix="factory-tests-hf-")
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HOME"] = _CACHE
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+    os.environ.pop(_secret, None)
