@@ -9,8 +9,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain left-aligned table; the last column is not padded."""
     cells = [[str(h) for h in headers], *[[("" if c is None else str(c)) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) if i < len(widths) - 1 else c for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
+    last = len(widths) - 1
+    lines = ["  ".join(c if i == last else c.ljust(widths[i]) for i, c in enumerate(r)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,10 @@ def read_source(source: str, fmt: str | None = None, split: str = "train", subse
               "parquet": _read_parquet, "text": _read_text, "arrow-dir": lambda p: _read_arrow_dir(p, split)}.get(fmt)
     if reader is None:
         raise BadInput(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-    df = reader(path)
-    return Source(df, fmt, file_digest(path), str(path))
+    with ThreadPoolExecutor(1) as pool:  # hashing releases the GIL: it overlaps with parsing
+        fingerprint = pool.submit(file_digest, path)
+        df = reader(path)
+        return Source(df, fmt, fingerprint.result(), str(path))
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:

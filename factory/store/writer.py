@@ -20,15 +20,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
-from factory.store.manifest import MANIFEST, Cost, FileEntry, InputRef, Manifest, StageInfo, now_iso, prompt_hashes, \
-    version_id
-from factory.store.store import DatasetVersion, Store
 from factory.secrets import redact
+from factory.store.manifest import (
+    MANIFEST,
+    Cost,
+    FileEntry,
+    InputRef,
+    Manifest,
+    StageInfo,
+    now_iso,
+    prompt_hashes,
+    version_id,
+)
+from factory.store.store import DatasetVersion, Store
 
 if TYPE_CHECKING:
     import polars as pl
 
-SHARD_BYTES = 256 * 1024 * 1024  # in-memory size that triggers a new shard; the Hub suggests < 500 MB files
+# In-memory size that starts a new shard (the Hub suggests files under 500 MB); FACTORY_SHARD_MB overrides it.
+SHARD_BYTES = int(float(os.environ.get("FACTORY_SHARD_MB", "256")) * 1024 * 1024)
 
 
 class VersionWriter:
