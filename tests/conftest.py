@@ -25,5 +25,9 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HOME"] = _CACHE
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# `datasets` pings a public download counter; nothing in the tests may leave the machine.
+os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
 for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
     os.environ.pop(_secret, None)
+
+pytest_plugins = ["factory.testing.hub.pytest_fixture"]

@@ -1,0 +1,133 @@
+"""Git and Hub conventions the loopback Hub must reproduce: LFS rules, git object ids, card metadata.
+
+Pure functions with no I/O, so the storage layer and the HTTP handlers agree on what a file's `oid`
+is, whether a path goes to LFS, and what a README's YAML front matter says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from typing import Any
+
+import yaml
+
+LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub sends files of 10 MB and more to LFS whatever their name
+
+_COMMON_LFS = """*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gguf *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack
+*.npy *.npz *.onnx *.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* *.tar.* *.tar
+*.tflite *.tgz *.wasm *.xz *.zip *.zst *tfevents*"""
+_DATASET_EXTRA_LFS = """*.lz4 *.mds *.pcm *.sam *.raw *.aac *.flac *.mp3 *.ogg *.wav *.bmp *.gif *.png *.tiff *.jpg
+*.jpeg *.webp *.mp4 *.webm"""
+
+
+def default_gitattributes(repo_type: str) -> str:
+    """The `.gitattributes` the Hub puts in a new repo's initial commit."""
+    patterns = _COMMON_LFS.split()
+    if repo_type == "dataset":
+        patterns += _DATASET_EXTRA_LFS.split()
+    return "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in patterns)
+
+
+def lfs_patterns(gitattributes: str) -> list[str]:
+    """Patterns a `.gitattributes` text routes through LFS (`filter=lfs`, not negated with `-filter`)."""
+    out = []
+    for line in gitattributes.splitlines():
+        parts = line.strip().split()
+        if len(parts) >= 2 and not parts[0].startswith("#") and "filter=lfs" in parts[1:]:
+            out.append(parts[0])
+    return out
+
+
+def _git_match(pattern: str, path: str) -> bool:
+    """gitattributes/gitignore-style match: a pattern without '/' matches the basename anywhere."""
+    pattern = pattern.lstrip("/") if pattern.startswith("/") else pattern
+    if "/" not in pattern.rstrip("/"):
+        name = path.rsplit("/", 1)[-1]
+        return fnmatch.fnmatchcase(name, pattern.rstrip("/"))
+    if "**" in pattern:
+        prefix = pattern.split("**", 1)[0]
+        return path.startswith(prefix) and fnmatch.fnmatchcase(path, pattern.replace("**/", "*"))
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def is_lfs(path: str, size: int, patterns: list[str]) -> bool:
+    """Whether the Hub asks for `path` to be uploaded through LFS."""
+    if size == 0:
+        return False
+    return size >= LFS_THRESHOLD or any(_git_match(p, path) for p in patterns)
+
+
+def is_ignored(path: str, gitignore: str | None) -> bool:
+    """A small `.gitignore` matcher: plain, `dir/` and negated (`!`) patterns, last match wins."""
+    if not gitignore:
+        return False
+    ignored = False
+    parts = path.split("/")
+    for raw in gitignore.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        if pattern.endswith("/"):
+            dirs = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+            hit = any(_git_match(pattern.rstrip("/"), d) for d in dirs)
+        else:
+            hit = _git_match(pattern, path) or any(
+                _git_match(pattern, "/".join(parts[: i + 1])) for i in range(len(parts) - 1)
+            )
+        if hit:
+            ignored = not negate
+    return ignored
+
+
+def git_blob_oid(data: bytes) -> str:
+    """The git object id of a blob: sha1 of `blob <len>\\0<content>`."""
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The pointer file git stores in place of an LFS object."""
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+
+
+def tree_oid(children: list[tuple[str, str]]) -> str:
+    """A stable id for a directory from its (name, oid) children (not git's exact tree hash)."""
+    h = hashlib.sha1(usedforsecurity=False)
+    for name, oid in sorted(children):
+        h.update(f"{name}\0{oid}\n".encode())
+    return h.hexdigest()
+
+
+_FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
+
+
+def card_metadata(readme: str) -> dict[str, Any] | None:
+    """The YAML front matter of a README as a dict, None if absent; raises `ValueError` if malformed."""
+    match = _FRONT_MATTER.match(readme)
+    if match is None:
+        return None
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"Invalid YAML in README.md metadata: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError("README.md metadata must be a YAML mapping")
+    return data
+
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def valid_path(path: str) -> bool:
+    """A path a commit may touch: relative, no `..`, `.` or empty segments, nothing under `.git/`."""
+    if not path or path.startswith("/") or "\\" in path:
+        return False
+    return all(s not in ("", ".", "..", ".git") for s in path.split("/"))
