@@ -23,6 +23,7 @@ DEFAULT_HOME = ".factory"
 # verb -> "module:attribute"; each module is small and imports its heavy dependencies inside the command.
 COMMANDS = {
     "build": "factory.cli.build:build",
+    "generate": "factory.cli.generate:generate",
     "judge": "factory.cli.judge:judge",
     "train": "factory.cli.train:train",
     "publish": "factory.cli.publish:publish",

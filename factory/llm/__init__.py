@@ -1,0 +1,41 @@
+"""One LLM interface over OpenAI, Anthropic, local transformers and vLLM.
+
+    from factory.llm import ChatRequest, load_llm
+    llm = load_llm("gpt4o-mini", home=".factory", concurrency=128, budget_usd=5)
+    answers = llm.generate_sync([ChatRequest(messages=[{"role": "user", "content": "Hi"}])])
+
+Heavy SDKs are imported when a provider is made, not when this package is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from factory.llm.types import ChatRequest, Completion
+
+__all__ = ["ChatRequest", "Completion", "load_llm"]
+
+
+def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[str, Any] | None = None,
+             **settings: Any):
+    """An `LLM` for `spec` (provider:model or alias), with run settings (`concurrency`, `budget_usd`, ...)."""
+    from factory.llm.cache import ResponseCache
+    from factory.llm.pricing import PriceTable
+    from factory.llm.runner import LLM, RunSettings
+    from factory.llm.spec import home_config, parse_spec, provider_class
+
+    home_path = Path(home).absolute() if home else None
+    config = home_config(home_path)
+    run = RunSettings(**settings)
+    name, model = parse_spec(spec, config.aliases)
+    options = {**config.providers.get(name, {}), **(provider_options or {})}
+    options.setdefault("concurrency", run.concurrency)
+    options.setdefault("timeout_s", run.timeout_s)
+    if name == "hf":
+        options.setdefault("home", home_path)
+        options.setdefault("batch_size", run.batch_size)
+    provider = provider_class(name)(model, **options)
+    cache = ResponseCache(home_path / "cache" / "llm.sqlite") if home_path and run.cache else None
+    price = PriceTable(config.prices).lookup(name, model)
+    return LLM(provider, run, cache, price)

@@ -123,8 +123,12 @@ class VersionWriter:
 
     # -- finish ------------------------------------------------------------------------------------
     def commit(self, counters: dict[str, int] | None = None, cost: Cost | None = None,
-               extra: dict[str, Any] | None = None, set_latest: bool = True) -> DatasetVersion:
-        """Finish the version: name the shards, write the manifest, rename into place."""
+               extra: dict[str, Any] | None = None, set_latest: bool = True, replace: bool = False) -> DatasetVersion:
+        """Finish the version: name the shards, write the manifest, rename into place.
+
+        `replace` swaps out an existing version of the same recipe: only for a rerun that completes rows the
+        earlier run had to keep as failures (same recipe, same id, fewer holes).
+        """
         import polars as pl
 
         self._flush()
@@ -146,12 +150,18 @@ class VersionWriter:
             fh.write(manifest.dumps())
             fh.flush()
             os.fsync(fh.fileno())
-        try:
+        if replace and self.exists:
+            trash = self.final_dir.with_name(f".trash-{self.version}-{os.getpid()}")
+            os.rename(self.final_dir, trash)
             os.rename(tmp, self.final_dir)
-        except OSError:
-            if not self.exists:  # anything but "another writer finished the same version first"
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            try:
+                os.rename(tmp, self.final_dir)
+            except OSError:
+                if not self.exists:  # anything but "another writer finished the same version first"
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         self.tmp_dir = None
         if set_latest:
             self.store.set_latest(self.name, self.version)

@@ -1,0 +1,62 @@
+"""`factory generate REF --llm SPEC`: have a model answer every instruction of a dataset."""
+
+from __future__ import annotations
+
+import click
+
+from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
+from factory.cli.main import App
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--llm", "llm_spec", default="local", show_default=True, help=LLM_HELP)
+@click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-answers').")
+@click.option("--n", "limit", type=click.IntRange(min=1), help="Answer only the first N rows.")
+@click.option("--system", help="System prompt for every row (a `system` column, if present, wins).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--seed", type=int, help="Sampling seed sent with each request (where the provider supports it).")
+@llm_run_options
+@pass_app
+def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, system: str | None,
+             temperature: float, max_tokens: int, seed: int | None, dry_run: bool, **kw) -> None:
+    """Answer every row of REF with an LLM and store the answers as a new dataset version.
+
+    Rows need `instruction` (with optional `input`/`context`) or `messages`; the answer goes to `response`
+    and `messages` gets the full conversation. Answers are cached as they arrive: an interrupted run
+    picks up where it stopped, paying only for rows not answered yet.
+
+    \b
+    Examples:
+      factory generate dolly-seed --llm local --n 20
+      factory generate dolly-seed --llm gpt4o-mini --budget 2 --concurrency 128
+    """
+    from factory.llm import load_llm
+    from factory.pipeline.llm_stage import run_llm_stage
+    from factory.pipeline.respond import respond_stage
+    from factory.store import check_name
+
+    store = app.store
+    source = store.resolve(ref)
+    out_name = check_name(out_name or f"{source.name}-answers")
+    spec = respond_stage(list(source.manifest.columns), system=system, temperature=temperature,
+                         max_tokens=max_tokens, seed=seed)
+    llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
+    if dry_run:
+        rows = (source.scan() if limit is None else source.scan().head(limit)).collect().iter_rows(named=True)
+        print_estimate(llm, [spec.request(r) for r in rows])
+        return
+    result = run_llm_stage(store, llm, source, out_name, spec, limit=limit)
+    m = result.version.manifest
+    if result.reused:
+        click.echo(f"unchanged: {m.ref()} already holds these answers", err=True)
+    else:
+        c = m.counters
+        click.echo(f"stored {m.ref()}: {c.get('kept', 0)} rows, {c.get('failed', 0)} failed, "
+                   f"{m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, ${m.cost.usd:.4f}", err=True)
+        if c.get("failed"):
+            click.echo("rerun the same command to retry the failed rows", err=True)
+    click.echo(m.ref())

@@ -1,0 +1,52 @@
+"""Client-side rate limits: requests per minute and tokens per minute, as token buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+class Bucket:
+    """`per_minute` units a minute, refilled continuously; `take` waits until there are enough.
+
+    It starts with one second's worth and holds at most ten seconds' worth, so a run ramps up smoothly
+    instead of firing a whole minute's quota in its first second.
+    """
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * 10)
+        self.level = max(1.0, self.rate)
+        self.clock, self.sleep = clock, sleep
+        self.stamp = clock()
+        self.lock = asyncio.Lock()
+
+    async def take(self, amount: float) -> None:
+        amount = min(amount, self.capacity)  # one huge request must still be able to go
+        async with self.lock:
+            while True:
+                now = self.clock()
+                self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.level >= amount:
+                    self.level -= amount
+                    return
+                await self.sleep((amount - self.level) / self.rate)
+
+
+class RateLimiter:
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.requests = Bucket(rpm) if rpm else None
+        self.tokens = Bucket(tpm) if tpm else None
+
+    @property
+    def active(self) -> bool:
+        return self.requests is not None or self.tokens is not None
+
+    async def acquire(self, tokens: int) -> None:
+        if self.requests is not None:
+            await self.requests.take(1)
+        if self.tokens is not None:
+            await self.tokens.take(tokens)

@@ -1,0 +1,48 @@
+"""The progress bar of an LLM run: rows done, req/s, tokens and dollars, refreshed a few times a second."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+
+class Progress:
+    def __init__(self, total: int | None, label: str, enabled: bool = True):
+        self.bar = None
+        self.done = 0
+        self.start = time.monotonic()
+        self.next_postfix = 0.0
+        if enabled and not os.environ.get("TQDM_DISABLE"):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="row", file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.25, leave=True)
+
+    def update(self, stats: Any) -> None:
+        self.done += 1
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        now = time.monotonic()
+        if now >= self.next_postfix:  # formatting the postfix is the costly part: a few times a second
+            self.next_postfix = now + 0.5
+            self.bar.set_postfix_str(self._postfix(stats, now), refresh=False)
+
+    @staticmethod
+    def _postfix(stats: Any, now: float) -> str:
+        tokens = stats.prompt_tokens + stats.completion_tokens
+        parts = [f"{tokens:,} tok", f"${stats.usd:.4f}"]
+        if stats.cached:
+            parts.append(f"{stats.cached} cached")
+        if stats.failed:
+            parts.append(f"{stats.failed} failed")
+        if stats.retries:
+            parts.append(f"{stats.retries} retries")
+        return ", ".join(parts)
+
+    def close(self, stats: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(stats, time.monotonic()), refresh=False)
+            self.bar.close()

@@ -1,0 +1,96 @@
+"""What a provider is: a small class that turns one `ChatRequest` into one SDK call.
+
+Providers know their SDK and nothing else. Retries, rate limits, caching, budgets and cost accounting
+live once, in `factory.llm.runner`. A provider reports failures by raising `CallError`, saying whether
+the failure is worth retrying and whether it dooms the whole run (a bad key, a missing model).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from factory.errors import FactoryError
+from factory.llm.types import ChatRequest, Completion
+
+
+class CallError(Exception):
+    """One failed call. `retryable`: 429/5xx/timeouts/connection errors. `fatal`: stop the whole run."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, fatal: bool = False,
+                 retry_after: float | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.fatal = fatal
+        self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection at all: fatal if nothing ever got through
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds from a `Retry-After` (or `retry-after-ms`) header, if the server sent one."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        import datetime as dt
+
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def error_for_status(status: int, message: str, headers: Any = None, what: str = "") -> CallError:
+    """Classify an HTTP failure the way every provider should."""
+    if status == 429 or status >= 500 or status in (408, 409):
+        return CallError(f"HTTP {status}: {message}", status=status, retryable=True,
+                         retry_after=retry_after_seconds(headers))
+    if status in (401, 403):
+        return CallError(f"authentication failed (HTTP {status}){what}: {message}", status=status, fatal=True)
+    if status == 404:
+        return CallError(f"not found (HTTP 404){what}: {message}", status=status, fatal=True)
+    return CallError(f"HTTP {status}: {message}", status=status)
+
+
+class Provider(ABC):
+    """One model behind one API. Subclasses set `name` and implement `complete`."""
+
+    name: ClassVar[str]
+    #: Providers that run the model in-process get whole batches (see `complete_batch`).
+    local: ClassVar[bool] = False
+
+    def __init__(self, model: str, **options: Any):
+        self.model = model
+        self.options = options
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.model}"
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Answer one request or raise `CallError`."""
+
+    def complete_batch(self, requests: list[ChatRequest]) -> list[Completion]:
+        """Local providers: answer a batch synchronously (the runner calls this in a worker thread)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+def missing_extra(package: str, extra: str | None = None, why: str = "") -> FactoryError:
+    hint = f'pip install "factory[{extra}]"' if extra else f"pip install {package}"
+    return FactoryError(f"{package} is not installed{why}; install it with: {hint}")

@@ -1,0 +1,343 @@
+"""The shared LLM layer: one place for concurrency, rate limits, retries, resume, budget and cost.
+
+`LLM.stream(requests)` yields `(index, Completion)` as answers arrive, in any order:
+
+* answers already in the response cache are yielded first and cost no request (this is resume);
+* the rest run with at most `concurrency` calls in flight; a retry waits *outside* its slot, so a
+  429's `Retry-After` never idles the pool;
+* 429, 5xx, timeouts, dropped connections and malformed bodies are retried with exponential backoff and
+  jitter (or the server's `Retry-After`); 400-class errors are not; a row that still fails is yielded
+  with `error` set, never dropped;
+* a bad key or a missing model stops the run at once, and so does a window of mostly failing calls
+  (the circuit breaker) — nothing failed is cached, so a rerun retries it;
+* with a budget, each call reserves its worst-case cost (prompt + `max_tokens`) before it is sent, so
+  the run stops before it could exceed the budget; `BudgetExhausted` is raised after every paid-for
+  answer has been yielded and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from factory.config import StrictModel
+from factory.errors import BadInput, FactoryError
+from factory.llm.cache import ResponseCache
+from factory.llm.limits import RateLimiter
+from factory.llm.pricing import Price
+from factory.llm.progress import Progress
+from factory.llm.provider import CallError, Provider
+from factory.llm.types import ChatRequest, Completion
+from factory.store.manifest import Cost
+
+_DONE = object()
+CHUNK = 512
+
+
+class RunSettings(StrictModel):
+    concurrency: int = Field(64, ge=1, description="calls in flight at once")
+    rpm: float | None = Field(None, gt=0, description="client-side cap on requests per minute")
+    tpm: float | None = Field(None, gt=0, description="client-side cap on tokens per minute")
+    max_retries: int = Field(8, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+    budget_usd: float | None = Field(None, gt=0, description="hard cap on new spending in this run")
+    cache: bool = Field(True, description="read and write the response cache")
+    refresh: bool = Field(False, description="ignore cached answers (but store the new ones)")
+    progress: bool = True
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 60.0
+    breaker_window: int = Field(50, ge=5)
+    breaker_failure_rate: float = Field(0.8, gt=0, le=1)
+    batch_size: int = Field(16, ge=1, description="rows per batch for local providers")
+
+
+class BudgetExhausted(FactoryError):
+    pass
+
+
+class RunAborted(FactoryError):
+    pass
+
+
+@dataclass
+class RunStats:
+    sent: int = 0  # HTTP calls made, retries included
+    answered: int = 0  # new answers
+    cached: int = 0  # answers taken from the cache
+    failed: int = 0  # rows yielded with an error
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0  # spent in this run
+    cached_usd: float = 0.0  # what the cached answers cost when they were bought
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+
+    def cost(self) -> Cost:
+        """What the answers of this run cost in all, including answers bought by an earlier, interrupted run."""
+        return Cost(requests=self.answered + self.cached,
+                    prompt_tokens=self.prompt_tokens + self.cached_prompt_tokens,
+                    completion_tokens=self.completion_tokens + self.cached_completion_tokens,
+                    usd=round(self.usd + self.cached_usd, 6))
+
+
+def approx_tokens(request: ChatRequest) -> int:
+    """A cheap upper-ish estimate of prompt tokens (4 characters a token), for limits and budgets."""
+    chars = sum(len(m.get("content") or "") for m in request.messages) + len(request.system or "")
+    return chars // 4 + 4 * (len(request.messages) + 1)
+
+
+class LLM:
+    """A provider plus the run machinery. Make one with `factory.llm.load_llm(spec, ...)`."""
+
+    def __init__(self, provider: Provider, settings: RunSettings | None = None, cache: ResponseCache | None = None,
+                 price: Price | None = None):
+        self.provider = provider
+        self.settings = settings or RunSettings()
+        self.cache = cache if self.settings.cache else None
+        self.price = price
+        self.stats = RunStats()
+        self.limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
+
+    @property
+    def spec(self) -> str:
+        return self.provider.spec
+
+    def key(self, request: ChatRequest) -> str:
+        return request.cache_key(self.provider.name, self.provider.model)
+
+    # -- public API --------------------------------------------------------------------------------
+    async def generate(self, requests: Iterable[ChatRequest]) -> list[Completion]:
+        """All answers, in request order (failed rows carry `error`)."""
+        requests = list(requests)
+        out: list[Completion | None] = [None] * len(requests)
+        async for i, completion in self.stream(requests, total=len(requests)):
+            out[i] = completion
+        return out  # type: ignore[return-value]
+
+    def generate_sync(self, requests: Iterable[ChatRequest]) -> list[Completion]:
+        """`generate` for scripts: runs its own event loop."""
+        return run_sync(self._generate_and_close(requests))
+
+    async def _generate_and_close(self, requests: Iterable[ChatRequest]) -> list[Completion]:
+        try:
+            return await self.generate(requests)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def estimate(self, requests: Iterable[ChatRequest]) -> dict[str, float]:
+        """What a run would send and cost at most: for `--dry-run`."""
+        requests = list(requests)
+        cached = self._lookup(requests) if self.cache and not self.settings.refresh else {}
+        todo = [r for r in requests if self.key(r) not in cached]
+        prompt = sum(approx_tokens(r) for r in todo)
+        completion = sum(r.max_tokens * r.n for r in todo)
+        usd = self.price.cost(prompt, completion) if self.price else float("nan")
+        return {"requests": len(todo), "cached": len(requests) - len(todo), "prompt_tokens": prompt,
+                "max_completion_tokens": completion, "max_usd": usd}
+
+    async def stream(self, requests: Iterable[ChatRequest], total: int | None = None
+                     ) -> AsyncIterator[tuple[int, Completion]]:
+        if self.settings.budget_usd is not None and self.price is None:
+            raise BadInput(f"no price is known for {self.spec}, so --budget cannot be enforced; "
+                           "add it under `prices:` in $FACTORY_HOME/config.yaml")
+        self._abort: CallError | BaseException | None = None
+        self._budget_hit = False
+        self._reserved = 0.0
+        self._window: deque[bool] = deque(maxlen=self.settings.breaker_window)
+        self._sem = asyncio.Semaphore(self.settings.concurrency)
+        queue: asyncio.Queue = asyncio.Queue()
+        produce = self._produce_local if self.provider.local else self._produce_remote
+        producer = asyncio.create_task(produce(requests, queue))
+        progress = Progress(total, self.spec, enabled=self.settings.progress)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                progress.update(self.stats)
+                yield item
+            await producer
+        finally:
+            if not producer.done():
+                producer.cancel()
+            progress.close(self.stats)
+        if isinstance(self._abort, CallError):
+            raise RunAborted(f"stopped: {self._abort} ({self.stats.answered + self.stats.cached} rows answered "
+                             f"are kept in the cache; fix the cause and rerun)")
+        if self._abort is not None:
+            raise self._abort
+        if self._budget_hit:
+            raise BudgetExhausted(
+                f"budget of ${self.settings.budget_usd:g} reached: ${self.stats.usd:.4f} spent, "
+                f"{self.stats.answered + self.stats.cached} rows answered and cached; "
+                "rerun with a higher --budget to continue (answered rows are not paid for again)")
+
+    # -- producers ---------------------------------------------------------------------------------
+    def _lookup(self, requests: list[ChatRequest]) -> dict[str, Completion]:
+        return self.cache.get_many(self.key(r) for r in requests) if self.cache else {}
+
+    def _chunks(self, requests: Iterable[ChatRequest], queue: asyncio.Queue):
+        """(index, request, key) of each request not answered yet; cached answers go straight to the queue."""
+        chunk: list[tuple[int, ChatRequest]] = []
+        use_cache = self.cache is not None and not self.settings.refresh
+
+        def flush():
+            hits = self._lookup([r for _, r in chunk]) if use_cache else {}
+            todo = []
+            for i, r in chunk:
+                key = self.key(r)
+                if key in hits:
+                    c = hits[key]
+                    self.stats.cached += 1
+                    self.stats.cached_usd += c.cost_usd
+                    self.stats.cached_prompt_tokens += c.prompt_tokens
+                    self.stats.cached_completion_tokens += c.completion_tokens
+                    queue.put_nowait((i, c))
+                else:
+                    todo.append((i, r, key))
+            chunk.clear()
+            return todo
+
+        for item in enumerate(requests):
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                yield flush()
+        if chunk:
+            yield flush()
+
+    async def _produce_remote(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
+        pending: set[asyncio.Task] = set()
+        max_pending = self.settings.concurrency * 2
+        try:
+            for todo in self._chunks(requests, queue):
+                for i, r, key in todo:
+                    if self._abort is not None or self._budget_hit:
+                        break
+                    reserved = self._reserve(r)
+                    if reserved is None:
+                        self._budget_hit = True
+                        break
+                    while len(pending) >= max_pending:
+                        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                        _raise_task_errors(done)
+                    pending.add(asyncio.create_task(self._one(i, r, key, reserved, queue)))
+                if self._abort is not None or self._budget_hit:
+                    break
+            if pending:
+                _raise_task_errors((await asyncio.wait(pending))[0])
+        except BaseException as exc:
+            for t in pending:
+                t.cancel()
+            if not isinstance(exc, asyncio.CancelledError):
+                self._abort = exc
+            raise
+        finally:
+            queue.put_nowait(_DONE)
+
+    async def _produce_local(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
+        try:
+            for todo in self._chunks(requests, queue):
+                for start in range(0, len(todo), self.settings.batch_size):
+                    batch = todo[start:start + self.settings.batch_size]
+                    self.stats.sent += len(batch)
+                    results = await asyncio.to_thread(self.provider.complete_batch, [r for _, r, _ in batch])
+                    for (i, _, key), c in zip(batch, results, strict=True):
+                        self._finish(i, key, c, 0.0, queue)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self._abort = exc
+            raise
+        finally:
+            queue.put_nowait(_DONE)
+
+    # -- one call ----------------------------------------------------------------------------------
+    async def _one(self, i: int, r: ChatRequest, key: str, reserved: float, queue: asyncio.Queue) -> None:
+        s = self.settings
+        tokens = approx_tokens(r) + r.max_tokens * r.n
+        for attempt in range(s.max_retries + 1):
+            if self._abort is not None:
+                self._reserved -= reserved
+                return
+            if self.limiter.active:
+                await self.limiter.acquire(tokens)
+            async with self._sem:
+                if self._abort is not None:
+                    self._reserved -= reserved
+                    return
+                self.stats.sent += 1
+                try:
+                    completion = await self.provider.complete(r)
+                    break
+                except CallError as exc:
+                    err = exc
+            if err.fatal or (err.unreachable and self.stats.answered == 0 and attempt >= 2):
+                self._abort = err
+                self._reserved -= reserved
+                return
+            if not err.retryable or attempt == s.max_retries:
+                completion = Completion(error=str(err), model=self.provider.model)
+                break
+            self.stats.retries += 1
+            if err.retry_after is not None:
+                delay = err.retry_after * random.uniform(1.0, 1.1)
+            else:
+                delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(delay)
+        self._finish(i, key, completion, reserved, queue)
+
+    def _finish(self, i: int, key: str, c: Completion, reserved: float, queue: asyncio.Queue) -> None:
+        self._reserved -= reserved
+        if c.error is None:
+            if self.price is not None:
+                c.cost_usd = self.price.cost(c.prompt_tokens, c.completion_tokens)
+            if self.cache is not None:
+                self.cache.put(key, c)  # durable before the row counts as done
+            self.stats.answered += 1
+            self.stats.prompt_tokens += c.prompt_tokens
+            self.stats.completion_tokens += c.completion_tokens
+            self.stats.usd += c.cost_usd
+        else:
+            self.stats.failed += 1
+        self._window.append(c.error is None)
+        queue.put_nowait((i, c))
+        self._check_breaker(c)
+
+    def _check_breaker(self, last: Completion) -> None:
+        w = self._window
+        if len(w) >= min(10, w.maxlen or 10) and w.count(False) / len(w) >= self.settings.breaker_failure_rate:
+            if self._abort is None:
+                self._abort = CallError(f"{w.count(False)} of the last {len(w)} calls failed; last error: "
+                                        f"{last.error or 'unknown'}")
+
+    def _reserve(self, r: ChatRequest) -> float | None:
+        """Reserve the worst-case cost of `r` against the budget; None when it does not fit."""
+        if self.settings.budget_usd is None or self.price is None:
+            return 0.0
+        worst = self.price.cost(approx_tokens(r), r.max_tokens * r.n)
+        if self.stats.usd + self._reserved + worst > self.settings.budget_usd:
+            return None
+        self._reserved += worst
+        return worst
+
+
+def _raise_task_errors(done: set[asyncio.Task]) -> None:
+    for t in done:
+        if not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # a bug, not a call failure: those are data
+
+
+def run_sync(coro):
+    """Run a coroutine on uvloop when available (it is faster for many sockets)."""
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)

@@ -1,0 +1,64 @@
+"""`vllm:ID`: the vLLM offline engine, for GPUs (`pip install "factory[gpu]"`).
+
+Engine options pass straight through to `vllm.LLM` (`tensor_parallel_size`, `data_parallel_size`,
+`gpu_memory_utilization`, `max_model_len`, `dtype`, `quantization`, ...), so multi-GPU runs use vLLM's own
+parallelism. For a separate `vllm serve` process, use `openai:MODEL` with `OPENAI_BASE_URL` instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from factory.errors import FactoryError
+from factory.llm.provider import Provider, missing_extra
+from factory.llm.types import ChatRequest, Completion
+
+
+def require_cuda(what: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise FactoryError(f"{what} needs a CUDA GPU and none is visible; on CPU use hf:MODEL instead")
+
+
+class VLLMProvider(Provider):
+    name = "vllm"
+    local = True
+
+    def __init__(self, model: str, *, batch_size: int = 256, **engine_options: Any):
+        super().__init__(model)
+        try:
+            import vllm  # noqa: F401
+        except ImportError as exc:
+            raise missing_extra("vllm", "gpu", " (the vllm: provider runs the vLLM engine)") from exc
+        require_cuda("vllm:")
+        self.engine_options = {k: v for k, v in engine_options.items() if k not in ("home", "concurrency", "timeout_s")}
+        self._engine = None
+
+    def _get_engine(self):
+        if self._engine is None:
+            import vllm
+
+            self._engine = vllm.LLM(model=self.model, **self.engine_options)
+        return self._engine
+
+    @staticmethod
+    def _sampling(r: ChatRequest):
+        import vllm
+
+        return vllm.SamplingParams(n=r.n, max_tokens=r.max_tokens, temperature=r.temperature or 0.0,
+                                   top_p=r.top_p if r.top_p is not None else 1.0, stop=r.stop, seed=r.seed)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return self.complete_batch([request])[0]
+
+    def complete_batch(self, requests: list[ChatRequest]) -> list[Completion]:
+        engine = self._get_engine()
+        start = time.perf_counter()
+        outputs = engine.chat([r.chat() for r in requests], [self._sampling(r) for r in requests], use_tqdm=False)
+        share = (time.perf_counter() - start) / max(1, len(requests))
+        return [Completion(texts=[o.text for o in out.outputs], finish_reason=out.outputs[0].finish_reason,
+                           prompt_tokens=len(out.prompt_token_ids or []),
+                           completion_tokens=sum(len(o.token_ids) for o in out.outputs),
+                           model=self.spec, latency_s=share) for out in outputs]
