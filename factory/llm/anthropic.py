@@ -1,7 +1,10 @@
 """`anthropic:MODEL`: the `anthropic` SDK (Messages API). `ANTHROPIC_BASE_URL` is honoured.
 
-The Messages API has no `n`: a request for n samples makes n calls (the runner's cache keys them apart by
-choice index). System prompts go in the `system` field, as the API wants.
+The Messages API has no `n`: a request for n samples makes n calls. System prompts go in the `system`
+field, as the API wants. Current Claude models take no sampling parameters and the SDK no longer types
+them, so `temperature`/`top_p` are sent (as extra body fields) only with the provider option
+`send_sampling: true` (in `$FACTORY_HOME/config.yaml` under `providers: {anthropic: ...}`), for older
+models such as claude-2.1.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ class AnthropicProvider(Provider):
     name = "anthropic"
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "ANTHROPIC_API_KEY",
-                 timeout_s: float = 120.0, concurrency: int = 64, **options: Any):
+                 timeout_s: float = 120.0, concurrency: int = 64, send_sampling: bool = False, **options: Any):
         super().__init__(model, **options)
+        self.send_sampling = send_sampling
         self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
         self.api_key = resolve_key(api_key_env, self.base_url)
         self.timeout_s = timeout_s
@@ -52,12 +56,13 @@ class AnthropicProvider(Provider):
         params: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": r.max_tokens}
         if system:
             params["system"] = system
-        if r.temperature is not None:
-            params["temperature"] = r.temperature
-        if r.top_p is not None:
-            params["top_p"] = r.top_p
         if r.stop:
             params["stop_sequences"] = r.stop
+        if r.response_format is not None:
+            params["output_config"] = {"format": {"type": "json_schema", "schema": r.response_format}}
+        sampling = {k: v for k, v in (("temperature", r.temperature), ("top_p", r.top_p)) if v is not None}
+        if sampling and self.send_sampling:
+            params["extra_body"] = sampling
         return params
 
     async def _one(self, params: dict[str, Any]):

@@ -20,12 +20,11 @@ class HFProvider(Provider):
     def __init__(self, model: str, *, home: Path | None = None, device: str | None = None, dtype: str | None = None,
                  batch_size: int = 16, **options: Any):
         super().__init__(model or "local", **options)
-        from factory.llm.hf_local import HFGenerator, resolve_model_source
+        from factory.llm.hf_local import HFGenerator
 
-        cache_dir = Path(home or ".factory")
-        self.source = resolve_model_source(model or "local", cache_dir)
-        self.generator = HFGenerator(self.source, device=device, dtype=dtype, batch_size=batch_size,
-                                     cache_dir=cache_dir)
+        self.generator = HFGenerator(model or "local", device=device, dtype=dtype, batch_size=batch_size,
+                                     cache_dir=Path(home or ".factory"))
+        self.generator.load()  # a missing model or package is an error now, not mid-run
 
     async def complete(self, request: ChatRequest) -> Completion:
         return self.complete_batch([request])[0]

@@ -28,6 +28,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
     path = Path(text).expanduser()
     if path.exists() or isinstance(spec, Path) or _looks_like_path(text):
         if not path.is_dir():
-            raise FactoryError(f"model folder not found: {path}")
+            raise FactoryError(f"model folder not found: {path}" if not path.exists() else f"not a folder: {path}")
         missing = []
         if not (path / "config.json").is_file():
             missing.append("config.json")
@@ -189,6 +191,8 @@ class HFGenerator:
 
     def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         """One `Completion` per request, in the order given; a failed request has `error` set."""
+        if not requests:
+            return []
         self.load()
         results: list[Completion | None] = [None] * len(requests)
         groups: dict[tuple, list[_Row]] = {}
@@ -203,7 +207,7 @@ class HFGenerator:
             per_batch = max(1, self.batch_size // (key[3] if key[0] == "sample" else 1))
             for start in range(0, len(rows), per_batch):
                 batch = rows[start:start + per_batch]
-                for row, completion in zip(batch, self._run_batch(batch, key), strict=True):
+                for row, completion in zip(batch, self._run_or_split(batch, key), strict=True):
                     results[row.index] = completion
         return [c for c in results if c is not None]
 
@@ -224,6 +228,21 @@ class HFGenerator:
                     f"prompt is {len(ids)} tokens; the model's context is {self.context_length} tokens"))
             limit = min(limit, self.context_length - len(ids))
         return _Row(index, req, ids, limit, [s for s in (req.stop or []) if s])
+
+    def _run_or_split(self, batch: list[_Row], key: tuple) -> list[Completion]:
+        """Run a batch; out of GPU memory, run it in halves, down to one row that then fails alone."""
+        import torch
+
+        try:
+            return self._run_batch(batch, key)
+        except torch.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(batch) == 1:
+                error = "out of memory generating this request: lower max_tokens or use a bigger GPU"
+                return [Completion(model=str(self.model), prompt_tokens=len(batch[0].ids), error=error)]
+            half = len(batch) // 2
+            return self._run_or_split(batch[:half], key) + self._run_or_split(batch[half:], key)
 
     def _run_batch(self, batch: list[_Row], key: tuple) -> list[Completion]:
         import torch
@@ -320,26 +339,17 @@ def _group_key(row: _Row) -> tuple:
     return ("sample", float(req.temperature), float(top_p), req.n, req.seed, alone)
 
 
-class _seeded:
-    """Run under torch.manual_seed(seed) in a forked RNG; no-op for seed None."""
-
-    def __init__(self, torch: Any, seed: int | None, device: str):
-        self.torch, self.seed, self.device = torch, seed, device
-        self._fork: Any = None
-
-    def __enter__(self) -> None:
-        if self.seed is None:
-            return
-        kind = self.torch.device(self.device).type
-        fork = self.torch.random.fork_rng(devices=[]) if kind == "cpu" else self.torch.random.fork_rng(
-            device_type=kind)
-        self._fork = fork
-        fork.__enter__()
-        self.torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._fork is not None:
-            self._fork.__exit__(*exc)
+@contextmanager
+def _seeded(torch: Any, seed: int | None, device: str) -> Iterator[None]:
+    """Run under torch.manual_seed(seed) in a forked RNG, so the caller's RNG state is untouched."""
+    if seed is None:
+        yield
+        return
+    kind = torch.device(device).type
+    fork = torch.random.fork_rng(devices=[]) if kind == "cpu" else torch.random.fork_rng(device_type=kind)
+    with fork:
+        torch.manual_seed(seed)
+        yield
 
 
 def _default_device(torch: Any) -> str:

@@ -13,12 +13,15 @@ def to_call_error(exc: BaseException, sdk: ModuleType, what: str) -> CallError:
     if isinstance(exc, sdk.APIStatusError):
         message = _message(exc)
         return error_for_status(exc.status_code, message, exc.response.headers, f" for {what}")
-    if isinstance(exc, sdk.APITimeoutError):
-        return CallError(f"timed out ({what})", retryable=True)
     if isinstance(exc, sdk.APIConnectionError):
+        import httpx2
+
         cause = exc.__cause__ or exc.__context__
-        detail = f": {cause}" if cause else ""
-        return CallError(f"cannot connect ({what}){detail}", retryable=True, unreachable=True)
+        # the aiohttp transport reports a refused connection as ConnectTimeout: look at the cause, not the class
+        if isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout)) or not isinstance(exc, sdk.APITimeoutError):
+            detail = f": {cause}" if cause else ""
+            return CallError(f"cannot connect ({what}){detail}", retryable=True, unreachable=True)
+        return CallError(f"timed out ({what})", retryable=True)
     if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError, UnicodeDecodeError)):
         return CallError(f"malformed response ({what}): {str(exc)[:120]}", retryable=True)
     raise exc

@@ -55,8 +55,9 @@ def home_config(home: Path | None) -> HomeLLMConfig:
     path = home / "config.yaml" if home else None
     if path is None or not path.is_file():
         return HomeLLMConfig()
-    from factory.config import validation_message
     from pydantic import ValidationError
+
+    from factory.config import validation_message
 
     try:
         return HomeLLMConfig.model_validate(read_yaml(path))

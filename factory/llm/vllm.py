@@ -33,7 +33,8 @@ class VLLMProvider(Provider):
         except ImportError as exc:
             raise missing_extra("vllm", "gpu", " (the vllm: provider runs the vLLM engine)") from exc
         require_cuda("vllm:")
-        self.engine_options = {k: v for k, v in engine_options.items() if k not in ("home", "concurrency", "timeout_s")}
+        ours = ("home", "concurrency", "timeout_s")  # run settings, not engine options
+        self.engine_options = {k: v for k, v in engine_options.items() if k not in ours}
         self._engine = None
 
     def _get_engine(self):
