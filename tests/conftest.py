@@ -11,6 +11,8 @@ import os
 import socket
 import tempfile
 
+import pytest
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -31,3 +33,11 @@ for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_BASE_
     os.environ.pop(_secret, None)
 
 pytest_plugins = ["factory.testing.hub.pytest_fixture"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A tiny Llama + tokenizer saved like a Hub checkout; built once per session."""
+    from factory.testing.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

@@ -11,14 +11,8 @@ from factory.errors import FactoryError
 from factory.llm import hf_local
 from factory.llm.hf_local import HFGenerator, resolve_model_source
 from factory.llm.types import ChatRequest
-from factory.testing.tiny import build_tiny_llama
 
 WORDS = "the cat sees a long story about code and apples in the city while my friend writes a poem".split()
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

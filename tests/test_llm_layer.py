@@ -226,3 +226,28 @@ def test_token_bucket_paces_requests():
     asyncio.run(scenario())
     assert now[0] == pytest.approx(2.0)  # starts with a second's worth (2), then 2 a second
     assert all(s > 0 for s in slept)
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "malformed"])
+def test_http_transport_speaks_the_same_protocol(tmp_path, openai_env, fault):
+    with StubLLMServer(script=[fault], retry_after="0.1") as stub:
+        openai_env(stub)
+        llm = load_llm("openai:stub-model", home=tmp_path / "home", progress=False, backoff_base_s=0.01,
+                       provider_options={"transport": "http"})
+        out = llm.generate_sync(reqs(5))
+        s = stub.stats()
+    assert all(c.ok for c in out) and out[2].text.endswith("question number 2 about llamas")
+    assert s["requests"] == 10 and llm.stats.prompt_tokens == s["prompt_tokens"]
+
+
+def test_http_transport_bad_key_and_missing_model(tmp_path, openai_env, monkeypatch):
+    with StubLLMServer() as stub:
+        openai_env(stub)
+        monkeypatch.setenv("OPENAI_API_KEY", "bad-key")
+        llm = load_llm("openai:stub-model", home=tmp_path, progress=False, provider_options={"transport": "http"})
+        with pytest.raises(RunAborted, match="authentication failed"):
+            llm.generate_sync(reqs(20))
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        llm = load_llm("openai:missing-x", home=tmp_path, progress=False, provider_options={"transport": "http"})
+        with pytest.raises(RunAborted, match="not found"):
+            llm.generate_sync(reqs(20))

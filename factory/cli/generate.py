@@ -35,21 +35,21 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
       factory generate dolly-seed --llm gpt4o-mini --budget 2 --concurrency 128
     """
     from factory.llm import load_llm
-    from factory.pipeline.llm_stage import run_llm_stage
-    from factory.pipeline.respond import respond_stage
+    from factory.pipeline.execute import run_stage
+    from factory.pipeline.respond import Respond, RespondConfig
     from factory.store import check_name
 
     store = app.store
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-answers")
-    spec = respond_stage(list(source.manifest.columns), system=system, temperature=temperature,
-                         max_tokens=max_tokens, seed=seed)
+    stage = Respond(RespondConfig(system=system, temperature=temperature, max_tokens=max_tokens, seed=seed))
+    stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
         rows = (source.scan() if limit is None else source.scan().head(limit)).collect().iter_rows(named=True)
-        print_estimate(llm, [spec.request(r) for r in rows])
+        print_estimate(llm, [stage.request(r) for r in rows])
         return
-    result = run_llm_stage(store, llm, source, out_name, spec, limit=limit)
+    result = run_stage(store, stage, llm, source, out_name, limit=limit)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} already holds these answers", err=True)

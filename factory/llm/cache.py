@@ -12,7 +12,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 from factory.llm.types import Completion
@@ -44,8 +43,7 @@ class ResponseCache:
     def put(self, key: str, completion: Completion) -> None:
         if completion.error is not None:
             return
-        d = asdict(completion)
-        value = json.dumps({k: d[k] for k in _FIELDS}, ensure_ascii=False)
+        value = json.dumps({k: getattr(completion, k) for k in _FIELDS}, ensure_ascii=False)
         self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, time.time()))
 
     def __len__(self) -> int:

@@ -3,7 +3,8 @@
 The base URL comes from the `base_url` option or `OPENAI_BASE_URL` (a `vllm serve` process, llama.cpp's
 server, Together, ...); the key from `api_key_env` (default `OPENAI_API_KEY`). The SDK runs on its aiohttp
 transport with a connection pool as large as the run's concurrency, and with its own retries off: the
-runner retries, once, for every provider.
+runner retries, once, for every provider. Option `transport: http` swaps the SDK for the lean wire-level
+client in `openai_http` (same requests, same fields read), for very high request rates.
 """
 
 from __future__ import annotations
@@ -30,13 +31,21 @@ class OpenAIProvider(Provider):
     name = "openai"
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout_s: float = 120.0, concurrency: int = 64, **options: Any):
+                 timeout_s: float = 120.0, concurrency: int = 64, transport: str = "sdk", **options: Any):
         super().__init__(model, **options)
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.api_key = resolve_key(api_key_env, self.base_url)
         self.timeout_s = timeout_s
         self.concurrency = concurrency
         self._client = None
+        if transport not in ("sdk", "http"):
+            raise FactoryError(f"openai provider: transport must be 'sdk' or 'http', not {transport!r}")
+        self._http = None
+        if transport == "http":
+            from factory.llm.openai_http import OpenAIHTTP
+
+            base = self.base_url or "https://api.openai.com/v1"
+            self._http = OpenAIHTTP(base, self.api_key, timeout_s, concurrency, f"{self.spec} at {base}")
         try:
             import openai  # noqa: F401  (fail now, with the install hint, not mid-run)
         except ImportError as exc:
@@ -74,6 +83,8 @@ class OpenAIProvider(Provider):
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
+        if self._http is not None:
+            return await self._complete_http(request)
         import openai
 
         from factory.llm.sdk_errors import to_call_error
@@ -92,7 +103,21 @@ class OpenAIProvider(Provider):
             model=resp.model or self.model, latency_s=time.perf_counter() - start,
         )
 
+    async def _complete_http(self, request: ChatRequest) -> Completion:
+        start = time.perf_counter()
+        data = await self._http.create(self._params(request))
+        choices = data["choices"]
+        usage = data.get("usage") or {}
+        return Completion(
+            texts=[(c.get("message") or {}).get("content") or "" for c in choices],
+            finish_reason=choices[0].get("finish_reason") if choices else None,
+            prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0,
+            model=data.get("model") or self.model, latency_s=time.perf_counter() - start,
+        )
+
     async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         if self._client is not None:
             await self._client.close()
             self._client = None

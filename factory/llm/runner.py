@@ -213,7 +213,16 @@ class LLM:
 
     async def _produce_remote(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
         pending: set[asyncio.Task] = set()
-        max_pending = self.settings.concurrency * 2
+        # Tasks alive at once: the calls in flight plus those waiting out a backoff. A semaphore, not
+        # asyncio.wait(): waiting on a large set costs O(set) per finished call.
+        slots = asyncio.Semaphore(self.settings.concurrency * 2)
+
+        def finished(task: asyncio.Task) -> None:
+            pending.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None and self._abort is None:
+                self._abort = task.exception()  # a bug, not a call failure: those are rows with errors
+
         try:
             for todo in self._chunks(requests, queue):
                 for i, r, key in todo:
@@ -223,19 +232,17 @@ class LLM:
                     if reserved is None:
                         self._budget_hit = True
                         break
-                    while len(pending) >= max_pending:
-                        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                        _raise_task_errors(done)
-                    pending.add(asyncio.create_task(self._one(i, r, key, reserved, queue)))
+                    await slots.acquire()
+                    task = asyncio.create_task(self._one(i, r, key, reserved, queue))
+                    pending.add(task)
+                    task.add_done_callback(finished)
                 if self._abort is not None or self._budget_hit:
                     break
-            if pending:
-                _raise_task_errors((await asyncio.wait(pending))[0])
-        except BaseException as exc:
-            for t in pending:
+            while pending:
+                await asyncio.wait(set(pending))
+        except BaseException:
+            for t in list(pending):
                 t.cancel()
-            if not isinstance(exc, asyncio.CancelledError):
-                self._abort = exc
             raise
         finally:
             queue.put_nowait(_DONE)
@@ -324,12 +331,6 @@ class LLM:
             return None
         self._reserved += worst
         return worst
-
-
-def _raise_task_errors(done: set[asyncio.Task]) -> None:
-    for t in done:
-        if not t.cancelled() and t.exception() is not None:
-            raise t.exception()  # a bug, not a call failure: those are data
 
 
 def run_sync(coro):

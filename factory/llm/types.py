@@ -6,7 +6,7 @@ Providers turn requests into SDK calls; retries, rate limits, caching and cost l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from factory.hashing import digest
@@ -29,9 +29,9 @@ class ChatRequest:
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the answer: what the cache key is made of."""
-        d = asdict(self)
-        d.pop("meta")
-        return d
+        return {"messages": self.messages, "system": self.system, "temperature": self.temperature,
+                "top_p": self.top_p, "max_tokens": self.max_tokens, "n": self.n, "stop": self.stop,
+                "seed": self.seed, "response_format": self.response_format}
 
     def cache_key(self, provider: str, model: str) -> str:
         return digest({"provider": provider, "model": model, **self.params()})

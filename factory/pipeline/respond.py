@@ -1,25 +1,44 @@
-"""The `respond` stage: a model answers each row's instruction (used by `factory generate`)."""
+"""The `respond` stage: a model answers each row's instruction (`factory generate`).
+
+Rows need `instruction` (with optional `input`/`context`) or `messages`; a `system` column, when present,
+wins over the configured system prompt. The answer goes to `response`, the whole conversation to
+`messages`, and a failed call keeps the row with `error` set.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-
+from factory.config import StrictModel
 from factory.errors import BadInput
-from factory.llm.types import ChatRequest, Completion
-from factory.pipeline.llm_stage import MESSAGES, LLMStage, user_turn
-from factory.store import StageInfo
-
-STAGE = StageInfo(kind="stage", name="respond", version="1")
+from factory.llm.types import ChatRequest
+from factory.pipeline.execute import user_turn
+from factory.pipeline.stage import Stage
 
 
-def respond_stage(columns: list[str], system: str | None = None, temperature: float = 0.7, max_tokens: int = 512,
-                  seed: int | None = None) -> LLMStage:
-    if "instruction" not in columns and "messages" not in columns:
-        raise BadInput(f"rows need an `instruction` or `messages` column (have: {', '.join(columns)}); "
-                       "rename one with `factory datasets import ... --map instruction=COLUMN`")
+class RespondConfig(StrictModel):
+    system: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 512
+    seed: int | None = None
 
+
+class Respond(Stage):
+    """A model answers each row's instruction."""
+
+    kind = "stage"
+    name = "respond"
+    version = "1"
+    outputs = {"response": "str", "messages": "list[message]", "model": "str", "error": "str"}
+    Config = RespondConfig
+
+    @classmethod
+    def check_inputs(cls, columns: list[str], what: str) -> None:
+        if "instruction" not in columns and "messages" not in columns:
+            raise BadInput(f"{what} needs an `instruction` or `messages` column (has: {', '.join(columns)}); "
+                           "rename one with `factory datasets import ... --map instruction=COLUMN`")
+
+    @staticmethod
     def prompt(row: dict[str, Any]) -> list[dict[str, str]]:
         if row.get("instruction"):
             return [{"role": "user", "content": user_turn(row)}]
@@ -28,20 +47,20 @@ def respond_stage(columns: list[str], system: str | None = None, temperature: fl
             turns.pop()
         return turns
 
-    def request(row: dict[str, Any]) -> ChatRequest:
-        return ChatRequest(messages=prompt(row), system=row.get("system") or system, temperature=temperature,
-                           max_tokens=max_tokens, seed=seed, meta={"id": row.get("id")})
+    def request(self, row: dict[str, Any]) -> ChatRequest:
+        c = self.config
+        return ChatRequest(messages=self.prompt(row), system=row.get("system") or c.system,
+                           temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed)
 
-    def merge(row: dict[str, Any], c: Completion) -> dict[str, Any]:
-        text = c.text if c.error is None else None
-        messages = None
-        if text is not None:
-            sys_prompt = row.get("system") or system
-            head = [{"role": "system", "content": sys_prompt}] if sys_prompt else []
-            messages = [*head, *prompt(row), {"role": "assistant", "content": text}]
-        return {**row, "response": text, "messages": messages, "model": c.model, "error": c.error}
-
-    return LLMStage(stage=STAGE, config={"system": system, "temperature": temperature, "max_tokens": max_tokens,
-                                         "seed": seed},
-                    request=request, merge=merge,
-                    columns={"response": pl.String, "messages": MESSAGES, "model": pl.String, "error": pl.String})
+    async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
+        answers = await llm.generate([self.request(r) for r in rows])
+        out = []
+        for row, c in zip(rows, answers, strict=True):
+            messages = None
+            if c.ok:
+                system = row.get("system") or self.config.system
+                head = [{"role": "system", "content": system}] if system else []
+                messages = [*head, *self.prompt(row), {"role": "assistant", "content": c.text}]
+            out.append({**row, "response": c.text if c.ok else None, "messages": messages, "model": c.model,
+                        "error": c.error})
+        return out

@@ -12,14 +12,20 @@ run and names the output version from the stage's name, version, config and prom
         outputs = {"instruction": "str", "response": "str", "messages": "list[message]"}
         Config = EvolConfig            # a factory.config.StrictModel
 
-Prompt templates live in a `prompts/` directory beside the stage's module; their text is part of the
-version id, so editing a prompt makes a new version.
+        async def process(self, rows, llm):   # a batch of input rows -> output rows
+            ...
+
+Prompt templates live in a `prompts/` directory beside the stage's module (Jinja, rendered with
+`self.render("name.jinja", **values)`); their text is part of the version id, so editing a prompt makes
+a new version.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +49,21 @@ class NoConfig(StrictModel):
     """For stages without options."""
 
 
+# Column type names used in `inputs` / `outputs`, and the Parquet (polars) types they are written as.
+TYPE_NAMES = ("str", "int", "float", "bool", "list[str]", "list[message]", "json")
+
+
+def polars_type(name: str):
+    import polars as pl
+
+    message = pl.Struct({"role": pl.String, "content": pl.String})
+    return {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean,
+            "list[str]": pl.List(pl.String), "list[message]": pl.List(message), "json": pl.String}[name]
+
+
 class Stage:
+    """Subclass, declare the class attributes, implement `process`. An instance carries its config."""
+
     kind: ClassVar[str] = "stage"
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -51,6 +71,26 @@ class Stage:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {}
     Config: ClassVar[type[StrictModel]] = NoConfig
+
+    def __init__(self, config: StrictModel | None = None):
+        self.config = config if config is not None else self.Config()
+        self.counters: Counter[str] = Counter()  # stage-specific counts for the manifest (e.g. "eliminated")
+
+    def recipe(self) -> dict[str, Any]:
+        """What, besides the prompts, makes this stage's output what it is: part of the version id."""
+        return self.config.model_dump(mode="json")
+
+    async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
+        """Turn a batch of input rows into output rows; a row whose LLM call failed keeps an `error`."""
+        raise NotImplementedError
+
+    def render(self, template: str, **values: Any) -> str:
+        """Render a template from `prompts/` (Jinja; a missing variable is an error, not an empty string)."""
+        return _environment(self.prompts_dir()).get_template(template).render(**values).strip()
+
+    @classmethod
+    def output_schema(cls) -> dict[str, Any]:
+        return {name: polars_type(t) for name, t in cls.outputs.items()}
 
     @classmethod
     def info(cls) -> StageInfo:
@@ -86,3 +126,11 @@ class Stage:
                 "summary": (inspect.getdoc(cls) or "").split("\n\n")[0],
                 "inputs": dict(cls.inputs), "outputs": dict(cls.outputs), "config": fields,
                 "prompts": sorted(cls.prompt_templates())}
+
+
+@lru_cache(maxsize=64)
+def _environment(directory: Path):
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(directory), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=False, autoescape=False)

@@ -1,0 +1,80 @@
+"""Run a stage over a dataset version and store its output as a new version.
+
+Rows stream from the input's Parquet shards in batches; each batch goes through `stage.process(rows, llm)`
+and the output rows are written to the store in order: memory holds a batch, not the dataset. Every LLM
+answer is in the response cache the moment it arrives, so a crash or a budget stop writes no version but
+loses nothing: the rerun pays only for what is missing. A run whose rows partly failed is stored with the
+failures kept (an `error` column, counted); rerunning the same command retries just those rows and
+replaces that version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from factory.pipeline.stage import Stage
+from factory.store import DatasetVersion, InputRef, Store
+
+
+@dataclass
+class StageResult:
+    version: DatasetVersion
+    reused: bool  # the same recipe was already stored complete: nothing was run
+
+
+def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[list[dict[str, Any]]]:
+    lf = source.scan() if limit is None else source.scan().head(limit)
+    frames = lf.collect_batches(chunk_size=size) if hasattr(lf, "collect_batches") else lf.collect().iter_slices(size)
+    for frame in frames:
+        for start in range(0, frame.height, size):
+            yield frame.slice(start, size).to_dicts()
+
+
+def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str,
+              limit: int | None = None, batch_rows: int | None = None) -> StageResult:
+    """Run `stage` with `llm` over `source` (its first `limit` rows) into a new version of `out_name`."""
+    from factory.llm.runner import run_sync
+
+    stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
+    config = {**stage.recipe(), "llm": llm.spec, "limit": limit}
+    writer = store.writer(out_name, stage=stage.info(), config=config, prompts=stage.prompt_templates(),
+                          inputs=[InputRef(name=source.name, version=source.version)])
+    existing = writer.existing
+    if existing is not None and not existing.manifest.counters.get("failed") and not llm.settings.refresh:
+        store.set_latest(out_name, existing.version)
+        return StageResult(existing, reused=True)
+    schema = {**source.scan().collect_schema(), **stage.output_schema()}
+    size = batch_rows or max(512, 8 * llm.settings.concurrency)
+
+    async def run() -> dict[str, int]:
+        counts = {"kept": 0, "dropped": 0, "failed": 0}
+        try:
+            for rows in batches(source, limit, size):
+                out = await stage.process(rows, llm)
+                if out:
+                    frame = pl.DataFrame(out, schema={k: v for k, v in schema.items() if k in out[0]}, strict=False)
+                    writer.write(frame)
+                    counts["kept"] += frame.height
+                    if "error" in frame.columns:
+                        counts["failed"] += frame["error"].is_not_null().sum()
+        finally:
+            await llm.aclose()
+        return counts
+
+    with writer:
+        counts = run_sync(run())
+        version = writer.commit(counters={**counts, **stage.counters}, cost=llm.stats.cost(),
+                                replace=existing is not None,
+                                extra={"llm": {"spec": llm.spec, "retries": llm.stats.retries}})
+    return StageResult(version, reused=False)
+
+
+def user_turn(row: dict[str, Any]) -> str:
+    """The user message of an SFT row: instruction, then its input after a blank line (docs/records.md)."""
+    instruction = (row.get("instruction") or "").strip()
+    extra = (row.get("input") or row.get("context") or "").strip()
+    return f"{instruction}\n\n{extra}" if extra else instruction
