@@ -7,3 +7,6 @@ schemes come in through the `factory.schemes` entry-point group.
 from factory.registry import Registry
 
 SCHEMES: Registry = Registry("scheme", "factory.schemes")
+
+# Built-in schemes register themselves on import.
+from schemes import evol_instruct, lamini, orca  # noqa: E402,F401

@@ -35,12 +35,18 @@ def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[li
 
 
 def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str,
-              limit: int | None = None, batch_rows: int | None = None) -> StageResult:
-    """Run `stage` with `llm` over `source` (its first `limit` rows) into a new version of `out_name`."""
+              limit: int | None = None, batch_rows: int | None = None, max_rows: int | None = None) -> StageResult:
+    """Run `stage` with `llm` over `source` into a new version of `out_name`.
+
+    `limit` caps the input rows read; `max_rows` caps the output rows kept (a scheme's `--n`). What a batch
+    of work is comes from `stage.jobs` (by default: batches of input rows).
+    """
     from factory.llm.runner import run_sync
 
     stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
     config = {**stage.recipe(), "llm": llm.spec, "limit": limit}
+    if max_rows is not None:
+        config["n"] = max_rows
     writer = store.writer(out_name, stage=stage.info(), config=config, prompts=stage.prompt_templates(),
                           inputs=[InputRef(name=source.name, version=source.version)])
     existing = writer.existing
@@ -53,14 +59,19 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     async def run() -> dict[str, int]:
         counts = {"kept": 0, "dropped": 0, "failed": 0}
         try:
-            for rows in batches(source, limit, size):
+            for rows in stage.jobs(source, limit, size, max_rows):
                 out = await stage.process(rows, llm)
+                if max_rows is not None:
+                    out = out[: max_rows - counts["kept"]]
                 if out:
-                    frame = pl.DataFrame(out, schema={k: v for k, v in schema.items() if k in out[0]}, strict=False)
+                    # the stage's key order, with the declared (or input) types: nulls get a real type
+                    frame = pl.DataFrame(out, schema={k: schema.get(k) for k in out[0]}, strict=False)
                     writer.write(frame)
                     counts["kept"] += frame.height
                     if "error" in frame.columns:
                         counts["failed"] += frame["error"].is_not_null().sum()
+                if max_rows is not None and counts["kept"] >= max_rows:
+                    break
         finally:
             await llm.aclose()
         return counts

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +80,16 @@ class Stage:
     def recipe(self) -> dict[str, Any]:
         """What, besides the prompts, makes this stage's output what it is: part of the version id."""
         return self.config.model_dump(mode="json")
+
+    def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None
+             ) -> Iterator[list[dict[str, Any]]]:
+        """The batches of work `process` gets: batches of `source`'s rows unless a stage plans its own.
+
+        `target` is the number of output rows wanted (`--n`), for stages that plan their work from it.
+        """
+        from factory.pipeline.execute import batches
+
+        return batches(source, limit, size)
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
         """Turn a batch of input rows into output rows; a row whose LLM call failed keeps an `error`."""

@@ -1,0 +1,113 @@
+"""What the generation schemes share: their config fields, output row shape, response step and parsers.
+
+A scheme is a `Stage` of kind "scheme". Its output rows follow docs/records.md: `instruction`, `input`,
+`response`, `messages`, plus provenance (`scheme`, `model`, `seed_id`) and `error` when a call failed.
+Randomness (which operation, which examples) comes from `rng(...)`, seeded by the config's `seed` and the
+row, so results do not depend on batch boundaries or concurrency.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from factory.config import StrictModel
+from factory.hashing import short_digest
+from factory.llm.types import ChatRequest, Completion
+from factory.pipeline.stage import Stage
+
+COMMON_OUTPUTS = {"id": "str", "instruction": "str", "input": "str", "response": "str",
+                  "messages": "list[message]", "scheme": "str", "model": "str", "seed_id": "str", "error": "str"}
+
+
+class SchemeConfig(StrictModel):
+    seed: int = Field(0, description="seed for every random choice the scheme makes")
+    temperature: float = Field(0.7, ge=0, description="teacher sampling temperature")
+    max_tokens: int = Field(768, ge=1, description="max tokens of a teacher response")
+    response_system: str | None = Field(None, description="system prompt for the response step")
+
+
+class Scheme(Stage):
+    kind: ClassVar[str] = "scheme"
+    Config: ClassVar[type[StrictModel]] = SchemeConfig
+
+    def rng(self, *parts: Any) -> random.Random:
+        return random.Random(short_digest([self.config.seed, self.name, *parts]))
+
+    def request(self, prompt: str, system: str | None = None, max_tokens: int | None = None,
+                temperature: float | None = None) -> ChatRequest:
+        c = self.config
+        return ChatRequest(messages=[{"role": "user", "content": prompt}], system=system,
+                           temperature=c.temperature if temperature is None else temperature,
+                           max_tokens=max_tokens or c.max_tokens, seed=c.seed)
+
+    async def respond(self, llm: Any, prompts: list[str], system: str | None = None) -> list[Completion]:
+        """The teacher answers each prompt (the response step every scheme ends with)."""
+        system = system if system is not None else self.config.response_system
+        return await llm.generate([self.request(p, system) for p in prompts])
+
+    def row(self, *, instruction: str, input: str = "", response: str | None, model: str | None, seed_id: str,
+            error: str | None = None, system: str | None = None, **extra: Any) -> dict[str, Any]:
+        """One output row in the shared record shape; `messages` only when there is a response.
+
+        `system`, when given, opens `messages` and is kept as a `system` column (Orca).
+        """
+        user = f"{instruction}\n\n{input}" if input else instruction
+        messages = None
+        if response is not None and error is None:
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": user}, {"role": "assistant", "content": response}]
+        if system is not None:
+            extra["system"] = system
+        rid = f"{self.name}-{short_digest([seed_id, instruction, input, sorted(extra.items(), key=str)], 16)}"
+        return {"id": rid, "instruction": instruction, "input": input,
+                "response": response if error is None else None, "messages": messages, "scheme": self.name,
+                "model": model, "seed_id": seed_id, "error": error, **extra}
+
+    def budget_per_job(self) -> tuple[float, float]:
+        """Most requests and completion tokens one job can take (for `--dry-run`)."""
+        return 1.0, float(self.config.max_tokens)
+
+    def seeds_for(self, n: int) -> int:
+        """Seed rows needed for `n` output rows (one each, unless a scheme says otherwise)."""
+        return n
+
+    def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None) -> Iterator[list[dict]]:
+        """Batches of seed rows; with `--n`, the seeds needed are sampled (seeded) from the whole set."""
+        from factory.pipeline.execute import batches
+
+        needed = self.seeds_for(target) if target else None
+        if needed is None or needed >= source.manifest.rows:
+            yield from batches(source, limit, size)
+            return
+        rows = source.read().sample(needed, seed=self.config.seed).to_dicts()
+        for start in range(0, len(rows), size):
+            yield rows[start:start + size]
+
+
+_ITEM = re.compile(r"^\s*(?:\d+[.)\]:]|[-*•]|#\d+[.:]?)\s+(.+?)\s*$")
+
+
+def parse_list(text: str) -> list[str]:
+    """Items of a numbered or bulleted list in a teacher's reply; [] when the reply holds no list."""
+    items = []
+    for line in (text or "").splitlines():
+        m = _ITEM.match(line)
+        if m:
+            item = m.group(1).strip().strip('"').strip()
+            if len(item.split()) >= 3:  # "1. Yes" is not an instruction
+                items.append(item)
+    return list(dict.fromkeys(items))
+
+
+def strip_label(text: str, labels: tuple[str, ...]) -> str:
+    """Drop a leading label the teacher echoed (e.g. "#Rewritten Prompt#:") and surrounding quotes."""
+    out = (text or "").strip()
+    for label in labels:
+        if out.lower().startswith(label.lower()):
+            out = out[len(label):].lstrip(" :\n")
+    return out.strip().strip('"').strip()

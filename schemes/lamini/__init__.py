@@ -1,0 +1,107 @@
+"""LaMini-LM: generate new instructions from seed examples (example-guided) and from topics (topic-guided).
+
+Each generation request shows a few seed instructions, optionally names a topic (Wikipedia-category style,
+from the shipped list or the user's), and asks for a numbered list of new instructions; then the teacher
+answers every instruction. A reply without a parseable list becomes one row with an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from factory.errors import BadInput
+from factory.pipeline.stage import Paper
+from schemes import SCHEMES
+from schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
+
+
+class LaMiniConfig(SchemeConfig):
+    per_request: int = Field(5, ge=1, le=50, description="instructions asked for in one generation request")
+    examples: int = Field(3, ge=1, le=10, description="seed instructions shown in each request")
+    topic_share: float = Field(0.5, ge=0, le=1, description="share of requests that are topic-guided")
+    topics: str = Field("seeds:topics", description="topic list: 'seeds:topics' or a text file, one topic a line")
+    generate_max_tokens: int = Field(512, ge=16)
+
+
+@SCHEMES.register
+class LaMini(Scheme):
+    """Example-guided and topic-guided instruction generation, then responses (LaMini-LM)."""
+
+    name = "lamini"
+    version = "1"
+    paper = Paper(title="LaMini-LM: A Diverse Herd of Distilled Models from Large-Scale Instructions",
+                  url="https://arxiv.org/abs/2304.14402", authors="Wu et al.", year=2023)
+    inputs = {"instruction": "str"}
+    outputs = {**COMMON_OUTPUTS, "guidance": "str", "topic": "str", "request_id": "int"}
+    Config = LaMiniConfig
+
+    def recipe(self) -> dict[str, Any]:
+        return {**super().recipe(), "topics_list": self.topic_list()}  # the topics' text names the version too
+
+    def topic_list(self) -> list[str]:
+        from factory.data import resolve_seed
+
+        path = Path(resolve_seed(self.config.topics))
+        if not path.is_file():
+            raise BadInput(f"topics: no such file {self.config.topics!r}")
+        topics = [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+        if not topics and self.config.topic_share > 0:
+            raise BadInput(f"topics: {self.config.topics!r} lists no topics")
+        return topics
+
+    def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None) -> Iterator[list[dict]]:
+        """One job per generation request, planned up front from the seed pool."""
+        pool = source.scan().select("id" if "id" in source.manifest.columns else "instruction", "instruction")
+        seeds = pool.collect().to_dicts() if limit is None else pool.head(limit).collect().to_dicts()
+        if not seeds:
+            return
+        c = self.config
+        topics = self.topic_list()
+        wanted = target or len(seeds)
+        jobs = []
+        for i in range(-(-wanted // c.per_request)):
+            rng = self.rng("request", i)
+            examples = rng.sample(seeds, min(c.examples, len(seeds)))
+            topic = rng.choice(topics) if topics and rng.random() < c.topic_share else None
+            jobs.append({"request_id": i, "examples": examples, "topic": topic})
+        per_batch = max(1, size // c.per_request)
+        for start in range(0, len(jobs), per_batch):
+            yield jobs[start:start + per_batch]
+
+    def budget_per_job(self) -> tuple[float, float]:
+        c = self.config
+        return 1.0 + c.per_request, float(c.generate_max_tokens + c.per_request * c.max_tokens)
+
+    def generation_prompt(self, job: dict[str, Any]) -> str:
+        examples = [e["instruction"] for e in job["examples"]]
+        if job["topic"]:
+            return self.render("topic_guided.jinja", examples=examples, count=self.config.per_request,
+                               topic=job["topic"])
+        return self.render("example_guided.jinja", examples=examples, count=self.config.per_request)
+
+    async def process(self, jobs: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
+        c = self.config
+        replies = await llm.generate([self.request(self.generation_prompt(j), max_tokens=c.generate_max_tokens)
+                                      for j in jobs])
+        out: list[dict[str, Any]] = []
+        todo: list[tuple[dict[str, Any], str]] = []
+        for job, reply in zip(jobs, replies, strict=True):
+            provenance = {"guidance": "topic" if job["topic"] else "example", "topic": job["topic"],
+                          "request_id": job["request_id"]}
+            seed_id = ",".join(str(e.get("id") or "") for e in job["examples"])
+            items = parse_list(reply.text or "")[: c.per_request] if reply.ok else []
+            if not items:
+                error = reply.error or f"no instruction list in the teacher's reply: {(reply.text or '')[:80]!r}"
+                out.append(self.row(instruction="", response=None, model=reply.model, seed_id=seed_id, error=error,
+                                    **provenance))
+                continue
+            todo.extend(({"seed_id": seed_id, **provenance}, item) for item in items)
+        answers = await self.respond(llm, [item for _, item in todo])
+        for (meta, item), answer in zip(todo, answers, strict=True):
+            out.append(self.row(instruction=item, response=answer.text, model=answer.model, error=answer.error,
+                                **meta))
+        return out
