@@ -5,7 +5,7 @@ and the output rows are written to the store in order: memory holds a batch, not
 answer is in the response cache the moment it arrives, so a crash or a budget stop writes no version but
 loses nothing: the rerun pays only for what is missing. A run whose rows partly failed is stored with the
 failures kept (an `error` column, counted); rerunning the same command retries just those rows and
-replaces that version.
+replaces that version. A stage with a `manifest_extra()` method adds what it returns to the manifest.
 """
 
 from __future__ import annotations
@@ -78,9 +78,13 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
 
     with writer:
         counts = run_sync(run())
+        extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}}
+        # A stage may add its own manifest keys (a judge's model, rubric and reliability statistics).
+        manifest_extra = getattr(stage, "manifest_extra", None)
+        if manifest_extra is not None:
+            extra.update(manifest_extra())
         version = writer.commit(counters={**counts, **stage.counters}, cost=llm.stats.cost(),
-                                replace=existing is not None,
-                                extra={"llm": {"spec": llm.spec, "retries": llm.stats.retries}})
+                                replace=existing is not None, extra=extra)
     return StageResult(version, reused=False)
 
 
