@@ -7,7 +7,10 @@ import re
 from typing import Any
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+# A key names a secret when its last word does: `api_key`, `hf_token`, `client_secret`, `password` ...
+# but not `max_tokens` or `prompt_tokens`, which are counts.
+_SECRET_KEY = re.compile(r"(^|[_\-.])(api[_-]?key|apikey|key|token|secret|secret[_-]?key|password|passwd|"
+                         r"authorization|credentials?)$", re.I)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TOGETHER_API_KEY")
 
 

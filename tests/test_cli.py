@@ -110,7 +110,7 @@ def test_lineage_walks_inputs(home, tmp_path):
     (["datasets", "import", "{good}", "--name", "x", "--map", "a=missing"], 2, "error: --map: column 'missing'"),
     (["datasets", "import", "{good}", "--name", "x", "--require", "instruction,context"], 2, "lacks column context"),
     (["datasets", "import", "{good}"], 2, "Missing option '--name'"),
-    (["build", "evol-instruct"], 1, "not available in this release yet"),
+    (["run", "recipe.yaml"], 1, "not available in this release yet"),
     (["schemes", "inspect", "nope"], 2, "error: unknown scheme 'nope'"),
 ])
 def test_errors_are_one_line_without_traceback(home, tmp_path, args, code, message):
@@ -157,12 +157,20 @@ def test_default_home_is_in_the_working_directory(tmp_path, monkeypatch):
     assert (tmp_path / ".factory" / "factory-store.json").is_file()
 
 
-def test_quickstart_imports_the_shipped_seeds(home):
-    r = run_factory("quickstart", home=home)
+@pytest.mark.slow
+def test_quickstart_the_readme_main_command(home):
+    """Exactly what the README's first command runs after installing: offline, with the embedded model."""
+    r = run_factory("quickstart", home=home, timeout=1200)
     assert r.returncode == 0, r.stderr
     store = Store(home)
     assert store.resolve("dolly-seed").manifest.rows >= 50
-    assert store.resolve("flan-seed").manifest.rows >= 30
     assert set(store.resolve("flan-seed").manifest.columns) >= {"task", "inputs", "targets"}
-    again = run_factory("quickstart", home=home)
-    assert again.returncode == 0 and "already stored" in again.stdout
+    built = store.resolve("lamini")
+    df = built.read()
+    assert 0 < df.height <= 6 and built.manifest.stage.name == "lamini"
+    assert df["response"].drop_nulls().len() > 0 and df["model"][0] == "hf:local"
+    deduped = store.resolve("lamini-dedup")
+    assert deduped.manifest.inputs[0].ref() == built.ref and built.manifest.inputs[0].name == "dolly-seed"
+    assert (home / "models").is_dir()  # the embedded model's safetensors cache
+    again = run_factory("quickstart", home=home, timeout=600)
+    assert again.returncode == 0 and "already stored" in again.stdout and deduped.ref in again.stdout

@@ -44,6 +44,16 @@ def test_unknown_keys_are_named(tmp_path):
         build_config(Cfg, f)
 
 
+def test_counts_are_not_secrets():
+    from factory.secrets import is_secret_key
+
+    for key in ("max_tokens", "prompt_tokens", "completion_tokens", "evolve_max_tokens", "tokens", "keys"):
+        assert not is_secret_key(key), key
+    for key in ("api_key", "OPENAI_API_KEY", "hf_token", "token", "access-token", "client_secret", "password",
+                "authorization", "apikey", "key"):
+        assert is_secret_key(key), key
+
+
 def test_redaction(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-123456")
     red = redact({"api_key": "sk-x", "llm": {"hf_token": "hf_y"}, "note": "uses sk-live-123456", "n": 3})

@@ -36,6 +36,7 @@ def test_version_id_depends_on_every_ingredient():
         version_id(STAGE, {"n": 1}, [InputRef(name="a", version="1")], {"p.txt": "hello!"}),
     ]
     assert base not in variants and len(set(variants)) == 4
+    assert version_id(STAGE, {"max_tokens": 96}, []) != version_id(STAGE, {"max_tokens": 128}, [])
 
 
 def test_secrets_do_not_change_the_id_and_never_reach_the_manifest(store):
