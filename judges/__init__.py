@@ -7,3 +7,6 @@ judges come in through the `factory.judges` entry-point group.
 from factory.registry import Registry
 
 JUDGES: Registry = Registry("judge", "factory.judges")
+
+# Built-in judges register themselves on import (after JUDGES exists: they import it from here).
+from judges import helpfulness, mt_bench, quality  # noqa: E402, F401

@@ -1,7 +1,102 @@
-"""`factory eval`: evaluate a model (MT-Bench with an LLM judge, LM Eval Harness tasks)."""
+"""`factory eval`: evaluate a model; `factory eval mt-bench --model SPEC --judge SPEC` grades MT-Bench answers."""
 
-from factory.cli._pending import pending_command
+from __future__ import annotations
 
-eval_ = pending_command(
-    "eval", "Evaluate a model: MT-Bench graded by an LLM judge, or LM Eval Harness tasks.",
-    "factory eval mt-bench --model ckpt/dpo --judge claude")
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
+from factory.cli.main import App
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(name="eval")
+def eval_() -> None:
+    """Evaluate a model: MT-Bench answers graded by an LLM judge."""
+
+
+@eval_.command("mt-bench")
+@click.option("--model", "model_spec", required=True,
+              help=f"The model to evaluate: a checkpoint directory or an LLM spec. {LLM_HELP}")
+@click.option("--judge", "judge_spec", required=True, help=f"The judge LLM. {LLM_HELP}")
+@click.option("--questions", help="A question file (JSONL/JSON/Parquet with category, turns, optional question_id "
+                                  "and reference) or a Hub dataset id (default: the 80 MT-Bench questions).")
+@click.option("--n", "n", type=click.IntRange(min=1), help="Use N questions, spread evenly over the categories.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results JSON here (default: $FACTORY_HOME/evals/<name>.json).")
+@click.option("--name", "prefix", help="Name prefix of the stored answers and judgments (default: mt-bench-MODEL).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Longest model answer per turn.")
+@click.option("--temperature", type=click.FloatRange(min=0),
+              help="Model temperature (default: MT-Bench's per category: 0.7 writing/roleplay, 0.1 stem/humanities, "
+                   "0 for the rest).")
+@click.option("--judge-max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Longest judge reply.")
+@llm_run_options
+@pass_app
+def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, n: int | None, out: Path | None,
+             prefix: str | None, max_tokens: int, temperature: float | None, judge_max_tokens: int, dry_run: bool,
+             **kw: Any) -> None:
+    """Answer the MT-Bench questions with --model (two turns each) and grade every turn with --judge.
+
+    Prints mean scores per category and turn and overall (1-10), and writes them as JSON for model cards.
+    The questions, answers and judgments are stored as dataset versions: a rerun reuses them, and an
+    interrupted run resumes. --budget caps the judge's spending.
+
+    \b
+    Examples:
+      factory eval mt-bench --model ckpt/dpo --judge claude
+      factory eval mt-bench --model hf:HuggingFaceTB/SmolLM2-135M-Instruct --judge gpt4 --n 16
+    """
+    from factory.cli._fmt import table
+    from factory.eval.mt_bench import AnswerConfig, MTBenchAnswer, run, slug, summarize, table_rows
+    from factory.eval.questions import store_questions
+    from factory.llm import load_llm
+    from factory.store import check_name
+    from judges.rubric import JudgeConfig
+
+    store = app.store
+    if Path(model_spec).is_dir():  # a checkpoint written by `factory train`
+        model_spec = f"hf:{Path(model_spec).resolve()}"
+    checkpoint = checkpoint_dir(model_spec)
+    prefix = check_name(prefix or f"mt-bench-{slug(model_spec)}")
+    source = questions or "bundled MT-Bench questions (FastChat, Apache-2.0)"
+    asked = store_questions(store, questions, n)
+    settings = run_settings(kw, app.verbosity)
+    judge_llm = load_llm(judge_spec, home=store.home, **settings)
+    model_llm = load_llm(model_spec, home=store.home, **{**settings, "budget_usd": None})
+    answer_config = AnswerConfig(max_tokens=max_tokens, temperature=temperature)
+    if dry_run:
+        stage = MTBenchAnswer(answer_config)
+        rows = asked.read().iter_rows(named=True)
+        print_estimate(model_llm, [stage.request(r, [], 0) for r in rows])
+        click.echo("later turns and the judge's calls depend on the answers: not estimated")
+        return
+    result = run(store, model_llm, judge_llm, asked, prefix, answer_config, JudgeConfig(max_tokens=judge_max_tokens))
+    results = summarize(result, model_llm.spec, judge_llm.spec, source)
+    headers, rows = table_rows(results)
+    click.echo(f"MT-Bench: {model_llm.spec} judged by {judge_llm.spec} ({results['graded']} turns graded, "
+               f"{results['failed']} failed)")
+    click.echo(table(headers, rows))
+    path = out or store.home / "evals" / f"{prefix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    click.echo(f"results: {path}", err=True)
+    if checkpoint is not None and results["score"] is not None:
+        from trainers.checkpoint import read_record, write_record
+
+        record = read_record(checkpoint) or {}
+        record["eval"] = {**(record.get("eval") or {}), **results["eval"]}
+        write_record(checkpoint, record)
+        click.echo(f"recorded in {checkpoint / 'factory.json'} (model cards show it)", err=True)
+
+
+def checkpoint_dir(model_spec: str) -> Path | None:
+    """The checkpoint directory behind `hf:DIR` when it has a `factory.json` whose `eval` we fill."""
+    provider, _, model = model_spec.partition(":")
+    path = Path(model) if provider == "hf" and model else None
+    return path if path is not None and (path / "factory.json").is_file() else None

@@ -1,0 +1,1 @@
+"""Model evaluation: MT-Bench answers graded by an LLM judge (`factory eval mt-bench`)."""

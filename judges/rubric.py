@@ -1,0 +1,255 @@
+"""The judge plugin shape: a stage that has a judge LLM grade each row against a rubric, then filters.
+
+A judge declares its rubric (prompt templates in `judges/prompts/`, a score scale, a default threshold) and
+the columns it reads; this base class does the rest: one request per row (two for pairwise judges, which
+see both orders), `repeats` samples per request, verdict parsing, keep/drop by `min_score`, counters, and
+the reliability statistics that go into the manifest.
+
+    @JUDGES.register
+    class Quality(Judge):
+        name = "quality"
+        scale = Scale(1, 10)
+        default_min_score = 7
+        inputs = {"instruction": "str", "response": "str"}
+        system_template, user_template = "quality_system.jinja", "quality_user.jinja"
+
+Rows whose judge call failed or whose reply does not parse are kept with `judge_error` (and counted as
+failed), never given a default score. A judge failing on most rows stops the run early with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from factory.config import StrictModel
+from factory.errors import BadInput, FactoryError
+from factory.llm.types import ChatRequest, Completion
+from factory.pipeline.execute import user_turn
+from factory.pipeline.stage import Stage
+from factory.store.sources import require_columns
+from judges.parse import Scale, Verdict, VerdictError, parse_score
+from judges.reliability import Reliability
+
+# Providers whose API takes a JSON schema for the reply (OpenAI json_schema, Anthropic output_config).
+STRUCTURED_PROVIDERS = ("openai", "anthropic")
+SCORE_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["rationale", "score"],
+                "properties": {"rationale": {"type": "string"}, "score": {"type": "number"}}}
+
+
+class JudgeConfig(StrictModel):
+    min_score: float | None = Field(None, description="keep rows scoring at least this (default: the rubric's)")
+    keep_all: bool = Field(False, description="keep every row with its score instead of filtering")
+    repeats: int = Field(1, ge=1, le=50, description="samples per row; the row's score is their mean")
+    temperature: float | None = Field(None, ge=0, description="judge temperature (default 0; 0.7 with repeats)")
+    max_tokens: int = Field(1024, ge=1, description="longest judge reply")
+    structured: bool | None = Field(None, description="ask for a JSON reply by schema (default: where supported)")
+
+
+@dataclass
+class Sample:
+    """One parsed judgement of a row (one of `repeats`)."""
+
+    score: float
+    rationale: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JudgeStopped(FactoryError):
+    pass
+
+
+class Judge(Stage):
+    """Base of every judge: subclasses declare the rubric; `process` scores and filters."""
+
+    kind = "judge"
+    scale: ClassVar[Scale] = Scale(1, 10)
+    default_min_score: ClassVar[float | None] = None
+    optional_inputs: ClassVar[dict[str, str]] = {}
+    system_template: ClassVar[str] = ""
+    user_template: ClassVar[str] = ""
+    agreement_tolerance: ClassVar[float | None] = 1.0
+    outputs = {"judge_score": "float", "judge_rationale": "str", "judge_model": "str", "judge_error": "str",
+               "judge_spread": "float"}
+    Config = JudgeConfig
+    config: JudgeConfig
+
+    # A judge failing on most rows stops once this many rows are judged: more than half of the last
+    # WINDOW rows failed (call errors or replies that do not parse).
+    EARLY_STOP_MIN_ROWS: ClassVar[int] = 20
+    EARLY_STOP_WINDOW: ClassVar[int] = 50
+
+    def __init__(self, config: JudgeConfig | None = None):
+        super().__init__(config)
+        if self.config.min_score is None and self.default_min_score is not None:
+            self.config = self.config.model_copy(update={"min_score": float(self.default_min_score)})
+        if self.config.min_score is not None and self.config.min_score not in self.scale:
+            raise BadInput(f"--min-score {self.config.min_score:g} is outside the {self.name} rubric's scale "
+                           f"{self.scale.label()}")
+        for key in ("kept", "dropped", "failed"):
+            self.counters[key] = 0
+        self.reliability = Reliability(self.config.repeats, self.agreement_tolerance)
+        self.llm_spec: str | None = None
+        self.structured: bool | None = None
+        self._window: deque[bool] = deque(maxlen=self.EARLY_STOP_WINDOW)
+
+    # -- what a rubric declares ------------------------------------------------------------------------
+    def values(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Template variables for one row (besides `structured`)."""
+        return {"instruction": user_turn(row), "response": row.get("response")}
+
+    def missing(self, row: dict[str, Any]) -> str | None:
+        """Why a row cannot be judged at all (nothing to judge), or None."""
+        empty = [c for c in self.inputs if row.get(c) is None or (isinstance(row.get(c), str) and not row[c].strip())]
+        return f"nothing to judge: {', '.join(empty)} is empty" if empty else None
+
+    def prompts(self, row: dict[str, Any], structured: bool) -> list[tuple[str, str]]:
+        """(system, user) of each request a row needs: one, or one per order for pairwise judges."""
+        values = {**self.values(row), "structured": structured}
+        return [(self.render(self.system_template, **values), self.render(self.user_template, **values))]
+
+    def read(self, texts: list[str | None]) -> Sample:
+        """One sample's verdict from the reply to each request of the row; raises `VerdictError`."""
+        verdict: Verdict = parse_score(texts[0], self.scale)
+        return Sample(verdict.score, verdict.rationale)
+
+    def combine(self, samples: list[Sample]) -> dict[str, Any]:
+        """Extra output columns from a row's parsed samples (pairwise: verdict, consistency)."""
+        return {}
+
+    def response_schema(self) -> dict[str, Any]:
+        return SCORE_SCHEMA
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {}
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    @classmethod
+    def prompt_templates(cls) -> dict[str, str]:
+        """Only this rubric's templates: editing another rubric's prompt must not change this one's version."""
+        own = set(cls.templates())
+        return {name: text for name, text in super().prompt_templates().items() if name in own}
+
+    @classmethod
+    def templates(cls) -> tuple[str, ...]:
+        return tuple(t for t in (cls.system_template, cls.user_template) if t)
+
+    @classmethod
+    def check_inputs(cls, columns: list[str], what: str) -> None:
+        require_columns(columns, list(cls.inputs), f"{what} (rubric {cls.name})",
+                        hint="import it with `factory datasets import ... --map COLUMN=SOURCE_COLUMN`")
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        d = super().describe()
+        d.update(scale=[cls.scale.low, cls.scale.high], default_min_score=cls.default_min_score,
+                 optional_inputs=dict(cls.optional_inputs))
+        return d
+
+    def use_structured(self, llm: Any) -> bool:
+        if self.config.structured is not None:
+            return self.config.structured
+        provider = llm.provider
+        return bool(getattr(provider, "supports_response_format", provider.name in STRUCTURED_PROVIDERS))
+
+    def requests(self, row: dict[str, Any], structured: bool) -> list[ChatRequest]:
+        c = self.config
+        temperature = c.temperature if c.temperature is not None else (0.0 if c.repeats == 1 else 0.7)
+        return [ChatRequest(messages=[{"role": "user", "content": user}], system=system, temperature=temperature,
+                            max_tokens=c.max_tokens, n=c.repeats,
+                            response_format=self.response_schema() if structured else None)
+                for system, user in self.prompts(row, structured)]
+
+    async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
+        self.llm_spec = llm.spec
+        self.structured = self.use_structured(llm)
+        results: list[dict[str, Any] | None] = [None] * len(rows)
+        plan: list[tuple[int, int]] = []  # request index -> (row index, request of the row)
+        requests: list[ChatRequest] = []
+        answers: dict[int, list[Completion | None]] = {}
+        for i, row in enumerate(rows):
+            reason = self.missing(row)
+            if reason is not None:
+                results[i] = self._row(row, judge_error=reason)
+                continue
+            row_requests = self.requests(row, self.structured)
+            answers[i] = [None] * len(row_requests)
+            plan += [(i, v) for v in range(len(row_requests))]
+            requests += row_requests
+        if requests:
+            async with aclosing(llm.stream(requests, total=len(requests))) as stream:
+                async for k, completion in stream:
+                    i, v = plan[k]
+                    got = answers[i]
+                    got[v] = completion
+                    if all(c is not None for c in got):
+                        results[i] = self._judge(rows[i], got)  # type: ignore[arg-type]
+                        self._watch(results[i])
+        return self._filter([r for r in results if r is not None])
+
+    def _row(self, row: dict[str, Any], **values: Any) -> dict[str, Any]:
+        """An output row: every output column present (the batch's first row fixes the columns)."""
+        return {**row, **dict.fromkeys(self.outputs), "judge_model": self.llm_spec, **values}
+
+    def _judge(self, row: dict[str, Any], got: list[Completion]) -> dict[str, Any]:
+        failed = next((c.error for c in got if c.error), None)
+        if failed is not None:
+            self.reliability.failed_rows += 1
+            return self._row(row, judge_error=f"judge call failed: {failed}")
+        samples, problems = [], []
+        for s in range(self.config.repeats):
+            texts = [c.texts[s] if s < len(c.texts) else None for c in got]
+            try:
+                samples.append(self.read(texts))
+            except VerdictError as exc:
+                problems.append(str(exc))
+        self.reliability.unparsed_samples += len(problems)
+        if not samples:
+            self.reliability.failed_rows += 1
+            many = f"none of {len(problems)} samples parsed; first: " if len(problems) > 1 else ""
+            return self._row(row, judge_error=f"{many}{problems[0]}", judge_rationale=got[0].text)
+        scores = [s.score for s in samples]
+        spread = self.reliability.add(scores)
+        return self._row(row, judge_score=fmean(scores), judge_rationale=samples[0].rationale, judge_spread=spread,
+                         **self.combine(samples))
+
+    def _watch(self, result: dict[str, Any]) -> None:
+        """Stop early when the judge fails on most rows: better than paying for a whole useless run."""
+        error = result["judge_error"]
+        if error is not None and error.startswith("nothing to judge"):
+            return  # the row's fault, not the judge's
+        self._window.append(error is not None)
+        w = self._window
+        if len(w) >= self.EARLY_STOP_MIN_ROWS and sum(w) * 2 > len(w):
+            raise JudgeStopped(
+                f"stopped: the judge failed on {sum(w)} of the last {len(w)} rows (last: {error or 'ok'}); replies "
+                "are cached, so fix the rubric or pick another judge with --with, or use --refresh to ask again")
+
+    def _filter(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        threshold = None if self.config.keep_all else self.config.min_score
+        for r in results:
+            if r["judge_error"] is not None:
+                self.counters["failed"] += 1
+                out.append(r)
+            elif threshold is None or r["judge_score"] >= threshold:
+                self.counters["kept"] += 1
+                out.append(r)
+            else:
+                self.counters["dropped"] += 1
+        return out
+
+    def manifest_extra(self) -> dict[str, Any]:
+        """The `judge` manifest key: who judged, with which rubric, and how reliable it was."""
+        c = self.config
+        return {"judge": {
+            "model": self.llm_spec,
+            "rubric": {"name": self.name, "version": str(self.version), "scale": [self.scale.low, self.scale.high]},
+            "min_score": c.min_score, "keep_all": c.keep_all, "repeats": c.repeats, "structured": self.structured,
+            "stats": {**self.reliability.summary(), **self.extra_stats()},
+        }}
