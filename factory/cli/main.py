@@ -24,6 +24,7 @@ DEFAULT_HOME = ".factory"
 COMMANDS = {
     "build": "factory.cli.build:build",
     "generate": "factory.cli.generate:generate",
+    "hub": "factory.cli.hub:hub",
     "judge": "factory.cli.judge:judge",
     "train": "factory.cli.train:train",
     "publish": "factory.cli.publish:publish",

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import collections, files, parquet, repos, upload
+from . import collections, faults, files, parquet, repos, upload
 from .collections import CollectionStore
 from .context import REPO_TYPES, HubContext, error_response, json_response
 from .errors import HubError, repo_not_found
@@ -145,10 +145,17 @@ async def _request_id(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def create_app(
-    storage: HubStorage, tokens: dict[str, str] | None = None, orgs: dict[str, list[str]] | None = None
+    storage: HubStorage,
+    tokens: dict[str, str] | None = None,
+    orgs: dict[str, list[str]] | None = None,
+    injected: faults.Faults | None = None,
 ) -> web.Application:
-    """The aiohttp application of a loopback Hub over `storage`, with `tokens` (token -> user) and `orgs`."""
-    app = web.Application(client_max_size=1 << 34)
+    """The aiohttp application of a loopback Hub over `storage`, with `tokens` (token -> user) and `orgs`.
+
+    `injected` (tests) scripts failures: see `faults.Faults`.
+    """
+    middlewares = [faults.middleware(injected)] if injected is not None else []
+    app = web.Application(client_max_size=1 << 34, middlewares=middlewares)
     app[HUB_KEY] = HubContext(
         storage=storage, tokens=dict(tokens or {}), orgs={k: list(v) for k, v in (orgs or {}).items()}
     )

@@ -16,6 +16,7 @@ from types import TracebackType
 from aiohttp import web
 
 from .app import create_app
+from .faults import Faults
 from .storage import HubStorage
 
 DEFAULT_TOKENS = {"hf_test_token": "testuser"}
@@ -39,6 +40,7 @@ class HubServer:
         self.tokens = dict(DEFAULT_TOKENS if tokens is None else tokens)
         self.orgs = dict(DEFAULT_ORGS if orgs is None else orgs)
         self.storage = HubStorage(root_dir)
+        self.faults = Faults()  # tests: `hub.faults.add(503, path=r"/commit/")`
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -50,7 +52,7 @@ class HubServer:
         return f"http://{self.host}:{self.port}"
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(create_app(self.storage, self.tokens, self.orgs), access_log=None)
+        self._runner = web.AppRunner(create_app(self.storage, self.tokens, self.orgs, self.faults), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -1,0 +1,100 @@
+"""The lineage of a dataset version, read from the manifests of the store, shaped for the cards.
+
+`walk` returns every version upstream of (and including) a root, sources first, each once; `summarize`
+picks out what a card reader asks first: the seed data, the schemes and their teacher models, the judges
+with their rubrics and kept/dropped counts, dedup counts, and what it all cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from factory.store import DatasetVersion, Store
+from publish.papers import Citation, citation_from
+
+PaperLookup = Callable[[str, str], Any]  # (stage kind, stage name) -> a Paper-like object or None
+_RUBRIC_KEYS = ("rubric", "criteria", "min_score", "threshold", "scale")
+
+
+def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
+    m = v.manifest
+    extra = m.model_extra or {}
+    paper = extra.get("paper")
+    if paper is None and papers is not None and m.stage.kind in ("scheme", "judge"):
+        try:
+            paper = papers(m.stage.kind, m.stage.name)
+        except Exception:  # noqa: BLE001 - a broken plugin must not stop a publish; the card just lacks its paper
+            paper = None
+    citation = citation_from(paper, f"{m.stage.name}{m.stage.version}")
+    llm = extra.get("llm") if isinstance(extra.get("llm"), dict) else {}
+    return {
+        "ref": m.ref(), "name": m.name, "version": m.version, "created": m.created,
+        "kind": m.stage.kind, "stage": m.stage.name, "stage_version": m.stage.version, "label": m.stage.label(),
+        "config": m.config, "config_json": json.dumps(m.config, sort_keys=True, ensure_ascii=False, default=str),
+        "rows": m.rows, "counters": dict(m.counters), "cost": m.cost.model_dump(),
+        "source": _public_source(extra.get("source")), "llm": llm.get("spec") or m.config.get("llm"),
+        "inputs": [i.ref() for i in m.inputs], "paper": citation.as_dict() if citation else None,
+        "missing": False,
+    }
+
+
+def _public_source(source: Any) -> str | None:
+    """A Hub id or URL as is; a local absolute path as its file name (a card should not show a user's folders)."""
+    if not source:
+        return None
+    text = str(source)
+    return Path(text).name if Path(text).is_absolute() else text
+
+
+def walk(store: Store, root: DatasetVersion, papers: PaperLookup | None = None) -> list[dict[str, Any]]:
+    """`root` and every version upstream of it, sources first (an id hashes its inputs' ids: no cycles)."""
+    order: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def visit(name: str, version: str, known: DatasetVersion | None = None) -> None:
+        key = f"{name}@{version}"
+        if key in seen:
+            return
+        seen.add(key)
+        v = known or store.get(name, version)
+        if v is None:
+            order.append({"ref": key, "name": name, "version": version, "missing": True, "inputs": []})
+            return
+        for i in v.manifest.inputs:
+            visit(i.name, i.version)
+        order.append(_node(v, papers))
+
+    visit(root.name, root.version, root)
+    return order
+
+
+def summarize(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seeds, schemes, teachers, judges, dedup and cost totals of a lineage (see module docstring)."""
+    present = [n for n in nodes if not n["missing"]]
+    seeds = [n for n in present if n["kind"] == "import" or not n["inputs"]]
+    schemes = [n for n in present if n["kind"] == "scheme"]
+    judges = []
+    for n in (n for n in present if n["kind"] == "judge"):
+        rubric = {k: v for k, v in n["config"].items() if any(r in k for r in _RUBRIC_KEYS)}
+        judges.append({**n, "rubric": rubric, "kept": n["counters"].get("kept", n["rows"]),
+                       "dropped": n["counters"].get("dropped", 0)})
+    dedup = [n for n in present if "dedup" in n["stage"] or any("dup" in k for k in n["counters"])]
+    totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}
+    for n in present:
+        for k in totals:
+            totals[k] += n["cost"].get(k, 0) or 0
+    totals["usd"] = round(totals["usd"], 6)
+    return {
+        "seeds": seeds, "schemes": schemes, "judges": judges, "dedup": dedup, "cost": totals,
+        "teachers": sorted({n["llm"] for n in schemes if n["llm"]}),
+        "judge_models": sorted({n["llm"] for n in judges if n["llm"]}),
+        "missing": [n["ref"] for n in nodes if n["missing"]],
+        "words": [n.get("stage", "") for n in present],
+    }
+
+
+def stage_papers(nodes: list[dict[str, Any]]) -> list[Citation]:
+    return [Citation(**n["paper"]) for n in nodes if not n["missing"] and n.get("paper")]
