@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput, FactoryError
+from factory.fsutil import atomic_write
 from factory.store.manifest import MANIFEST, Manifest
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Store:
         self.datasets_dir.mkdir(parents=True, exist_ok=True)
         marker = self.home / MARKER
         if not marker.exists():
-            atomic_write_text(marker, json.dumps({"format": STORE_FORMAT}) + "\n")
+            atomic_write(marker, json.dumps({"format": STORE_FORMAT}) + "\n")
 
     # -- reading -----------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -184,7 +185,7 @@ class Store:
         return VersionWriter(self, check_name(name), **kwargs)
 
     def set_latest(self, name: str, version: str) -> None:
-        atomic_write_text(self.datasets_dir / name / "latest", version + "\n")
+        atomic_write(self.datasets_dir / name / "latest", version + "\n")
 
     def remove(self, version: DatasetVersion, force: bool = False) -> list[DatasetVersion]:
         """Delete one version; refuses while another version depends on it, unless `force`."""
@@ -204,11 +205,3 @@ class Store:
             shutil.rmtree(self.datasets_dir / version.name, ignore_errors=True)
         return users
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

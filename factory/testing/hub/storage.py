@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from factory.fsutil import atomic_write, fsync_dir
+
 from . import rules
 from .errors import HubError, revision_not_found
 
@@ -37,33 +39,9 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -139,7 +117,7 @@ class HubStorage:
             tmp_path.unlink(missing_ok=True)
             return
         os.replace(tmp_path, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
 
     def read_blob(self, sha256: str) -> bytes:
         return self.blob_path(sha256).read_bytes()
@@ -184,7 +162,7 @@ class HubStorage:
             dest = self._repo_dir(meta.key)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
             return meta
 
     def update_repo(self, meta: RepoMeta, **changes: Any) -> RepoMeta:
