@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from factory.cli._fmt import short, table, when
+from factory.cli.convert import convert
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -20,6 +21,9 @@ def datasets() -> None:
     A REF is NAME (its latest version), NAME@VERSION (a unique prefix of the version is enough),
     or the path to a version directory.
     """
+
+
+datasets.add_command(convert)
 
 
 @datasets.command("import")

@@ -1,7 +1,194 @@
-"""`factory train sft|dpo`: fine-tune a model on dataset versions through TRL and PEFT."""
+"""`factory train sft|dpo|merge-adapter`: fine-tune a model on dataset versions through TRL and PEFT."""
 
-from factory.cli._pending import pending_command
+from __future__ import annotations
 
-train = pending_command(
-    "train", "Fine-tune a model (SFT, sequential SFT, DPO; LoRA, QLoRA or full) on dataset versions.",
-    "factory train sft --model BASE --data evol-instruct,orca --out ckpt/sft")
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from factory.cli.main import App
+
+_RUN_KEYS = ("model", "data", "out", "config_file", "sets", "overwrite", "resume")
+
+
+def run_options(command: Any) -> Any:
+    """The options every way of starting a run shares (the group, `sft`, `dpo`)."""
+    options = [
+        click.option("--model", "-m", metavar="SPEC", help="Base model: a local directory or a Hub id."),
+        click.option("--data", "-d", multiple=True, metavar="REF[,REF...]",
+                     help="Dataset versions (NAME, NAME@VERSION, or a version dir); several SFT datasets train "
+                          "in sequence, one stage each."),
+        click.option("--out", "-o", metavar="DIR", help="Checkpoint directory to write."),
+        click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False),
+                     help="YAML recipe (its `method:` names sft or dpo when no subcommand is given)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Set a config key: tuning=full, lora.r=8, training.max_steps=100, training.beta=0.1, ..."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty --out once the new run has finished."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run for --out from its last checkpoint."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(invoke_without_command=True)
+@run_options
+@click.pass_context
+def train(ctx: click.Context, **opts: Any) -> None:
+    """Fine-tune a model on dataset versions: SFT (LoRA, QLoRA, full), sequential SFT, DPO.
+
+    \b
+    Examples:
+      factory train sft --model BASE --data orca --out ckpt/sft
+      factory train sft --model BASE --data lamini,evol,orca --out ckpt/seq       one stage per dataset
+      factory train dpo --model ckpt/seq --data hh-dpo --out ckpt/dpo --set training.beta=0.1
+      factory train sft ... --set tuning=qlora                                    4-bit, needs CUDA
+      factory train --config recipe.yaml                                          method from the recipe
+      factory train merge-adapter ckpt/sft --out ckpt/sft-merged
+      accelerate launch --config_file recipes/accelerate/ddp.yaml -m factory train sft ...
+
+    \b
+    Config keys (YAML or --set): method, model, data, out, tuning (lora|qlora|full), qlora_fallback
+    (error|lora), sequential (merge|continue|off), chat_template (chatml|none|FILE.jinja), and the sections
+    lora (peft.LoraConfig), quantization (BitsAndBytesConfig), model_init (from_pretrained), training
+    (trl.SFTConfig / trl.DPOConfig). See docs/training.md.
+    """
+    ctx.meta["factory.train"] = opts
+    if ctx.invoked_subcommand is not None:
+        return
+    if not opts["config_file"] and not opts["sets"]:
+        click.echo(ctx.get_help())
+        return
+    _run(ctx, None, opts)
+
+
+@train.command("sft")
+@run_options
+@click.pass_context
+def sft(ctx: click.Context, **opts: Any) -> None:
+    """Supervised fine-tuning on `messages` datasets; several datasets train in sequence (OpenBezoar)."""
+    _run(ctx, "sft", opts)
+
+
+@train.command("dpo")
+@run_options
+@click.pass_context
+def dpo(ctx: click.Context, **opts: Any) -> None:
+    """Direct preference optimization on `prompt`/`chosen`/`rejected` datasets."""
+    _run(ctx, "dpo", opts)
+
+
+@train.command("merge-adapter")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the merged full weights.")
+@click.option("--base", metavar="SPEC", help="Base model (default: the one the adapter's factory.json names).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrite: bool) -> None:
+    """Merge the LoRA adapter in DIRECTORY into its base model's weights."""
+    import shutil
+
+    from factory.errors import BadInput
+    from trainers import checkpoint
+    from trainers.merge import adapter_base, check_adapter_dir, merged_record
+    from trainers.merge import merge_adapter as merge
+    from trainers.outdir import OutDir
+
+    if not directory.is_dir():
+        raise BadInput(f"{directory}: no such checkpoint directory")
+    check_adapter_dir(directory)
+    base = base or adapter_base(directory)
+    target = OutDir(out, overwrite=overwrite)
+    target.check("merge")
+    model_init = ((checkpoint.read_record(directory) or {}).get("config") or {}).get("model_init") or {}
+    partial = target.open("merge")
+    try:
+        merge(directory, partial, base=base, model_init=model_init)
+        checkpoint.write_record(partial, merged_record(directory, base))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    click.echo(str(target.commit()))
+
+
+def _run(ctx: click.Context, method: str | None, opts: dict[str, Any]) -> None:
+    from factory.errors import BadInput
+    from trainers.run import load_config, run_training
+
+    app = ctx.find_object(App)
+    opts = _with_group_options(ctx, opts)
+    cfg = load_config(opts["config_file"], opts["sets"], model=opts["model"], data=list(opts["data"]),
+                      out=opts["out"])
+    if method is not None:
+        if cfg.method not in (None, method):
+            raise BadInput(f"the config says method: {cfg.method}, but the command is `factory train {method}`")
+        cfg.method = method
+    quiet = app.verbosity < 0
+    # TRL prints its log lines (loss, ...) to stdout; stdout is for the checkpoint path, like other commands' refs.
+    with _quiet_libraries(quiet), contextlib.redirect_stdout(sys.stderr):
+        result = run_training(app.store, cfg, overwrite=opts["overwrite"], resume=opts["resume"], quiet=quiet)
+    if not result.main:  # under accelerate/torchrun the main process reports
+        return
+    if not quiet:
+        doc = result.record
+        loss = doc["metrics"].get("train_loss")
+        data = ", ".join(f"{d['name']}@{d['version']}" for d in doc["datasets"])
+        click.echo(f"trained {doc['method']} ({doc['tuning']}) on {data}: {doc['metrics'].get('steps', '?')} steps, "
+                   f"train_loss {loss if loss is None else round(loss, 4)}", err=True)
+    click.echo(str(result.out))
+
+
+def _with_group_options(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
+    """`factory train --config r.yaml sft --set ...`: the group's options, then the subcommand's."""
+    group = ctx.parent.meta.get("factory.train", {}) if ctx.parent is not None else {}
+    if not group or group is opts:
+        return opts
+    merged = {}
+    for key in _RUN_KEYS:
+        mine, theirs = opts.get(key), group.get(key)
+        if key in ("sets", "data"):
+            merged[key] = tuple(theirs or ()) + tuple(mine or ())
+        elif isinstance(mine, bool):
+            merged[key] = mine or bool(theirs)
+        else:
+            merged[key] = mine if mine is not None else theirs
+    return merged
+
+
+@contextlib.contextmanager
+def _quiet_libraries(quiet: bool) -> Iterator[None]:
+    """-q: no progress bars, info logs or library warnings from transformers and datasets (errors still print).
+
+    Scoped to the command, so a caller that runs several commands in one process gets its settings back.
+    """
+    if not quiet:
+        yield
+        return
+    import warnings
+
+    import datasets
+    import transformers
+
+    tlog, dlog = transformers.utils.logging, datasets.utils.logging
+    before = (tlog.get_verbosity(), tlog.is_progress_bar_enabled(), dlog.get_verbosity(),
+              datasets.is_progress_bar_enabled())
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    dlog.set_verbosity_error()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        tlog.set_verbosity(before[0])
+        dlog.set_verbosity(before[2])
+        if before[1]:
+            tlog.enable_progress_bar()
+        if before[3]:
+            datasets.enable_progress_bars()

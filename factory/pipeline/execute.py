@@ -36,7 +36,7 @@ def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[li
 
 def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str,
               limit: int | None = None, batch_rows: int | None = None, max_rows: int | None = None) -> StageResult:
-    """Run `stage` with `llm` over `source` into a new version of `out_name`.
+    """Run `stage` with `llm` (None for stages that call no model) over `source` into a new version of `out_name`.
 
     `limit` caps the input rows read; `max_rows` caps the output rows kept (a scheme's `--n`). What a batch
     of work is comes from `stage.jobs` (by default: batches of input rows).
@@ -44,17 +44,20 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     from factory.llm.runner import run_sync
 
     stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
-    config = {**stage.recipe(), "llm": llm.spec, "limit": limit}
+    config = {**stage.recipe(), "limit": limit}
+    if llm is not None:
+        config["llm"] = llm.spec
     if max_rows is not None:
         config["n"] = max_rows
     writer = store.writer(out_name, stage=stage.info(), config=config, prompts=stage.prompt_templates(),
                           inputs=[InputRef(name=source.name, version=source.version)])
     existing = writer.existing
-    if existing is not None and not existing.manifest.counters.get("failed") and not llm.settings.refresh:
+    refresh = llm is not None and llm.settings.refresh
+    if existing is not None and not existing.manifest.counters.get("failed") and not refresh:
         store.set_latest(out_name, existing.version)
         return StageResult(existing, reused=True)
     schema = {**source.scan().collect_schema(), **stage.output_schema()}
-    size = batch_rows or max(512, 8 * llm.settings.concurrency)
+    size = batch_rows or (max(512, 8 * llm.settings.concurrency) if llm is not None else 10_000)
 
     async def run() -> dict[str, int]:
         counts = {"kept": 0, "dropped": 0, "failed": 0}
@@ -73,17 +76,19 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
                 if max_rows is not None and counts["kept"] >= max_rows:
                     break
         finally:
-            await llm.aclose()
+            if llm is not None:
+                await llm.aclose()
         return counts
 
     with writer:
-        counts = run_sync(run())
-        extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}}
+        counts = {**run_sync(run()), **stage.counters}
+        stage.check_result(counts, source)
+        extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}} if llm is not None else {}
         # A stage may add its own manifest keys (a judge's model, rubric and reliability statistics).
         manifest_extra = getattr(stage, "manifest_extra", None)
         if manifest_extra is not None:
             extra.update(manifest_extra())
-        version = writer.commit(counters={**counts, **stage.counters}, cost=llm.stats.cost(),
+        version = writer.commit(counters=counts, cost=llm.stats.cost() if llm is not None else None,
                                 replace=existing is not None, extra=extra)
     return StageResult(version, reused=False)
 

@@ -95,6 +95,9 @@ class Stage:
         """Turn a batch of input rows into output rows; a row whose LLM call failed keeps an `error`."""
         raise NotImplementedError
 
+    def check_result(self, counters: dict[str, int], source: Any) -> None:
+        """Raise before a useless version is stored (e.g. nothing converted); the default accepts anything."""
+
     def render(self, template: str, **values: Any) -> str:
         """Render a template from `prompts/` (Jinja; a missing variable is an error, not an empty string)."""
         return _environment(self.prompts_dir()).get_template(template).render(**values).strip()

@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainers.model import CHATML
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -24,19 +26,9 @@ PAD = "<|pad|>"
 IM_START = "<|im_start|>"
 SPECIAL_TOKENS = [PAD, BOS, IM_START, EOS]  # ids 0..3, in this order
 
-# ChatML. The {% generation %} tags mark assistant tokens (with their <|im_end|>, so the model learns to stop)
-# for `return_assistant_tokens_mask`, which TRL's assistant-only loss uses.
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}"
-    "{%- else %}"
-    "{{- message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+# ChatML with {% generation %} tags around assistant turns (TRL's assistant-only loss needs them): the same
+# template `factory train` gives base models that have none.
+CHAT_TEMPLATE = CHATML
 
 _SUBJECTS = ["the cat", "a dog", "my friend", "the teacher", "our model", "the river", "a small bird", "the city"]
 _VERBS = ["sees", "likes", "writes", "reads", "answers", "follows", "builds", "finds"]
