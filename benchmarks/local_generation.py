@@ -3,7 +3,7 @@
 Greedy, `max_tokens` 32, short chat prompts. Batched output must equal one-by-one output (checked). The tiny
 test model shows the batching machinery; SmolLM2-135M-Instruct (the embedded default) a real small model.
 
-    python benchmarks/local_generation.py [--smol-prompts 16]
+    python benchmarks/local_generation.py [--smol-prompts 32]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def timed(spec: str, home: str, n: int, batch_size: int) -> tuple[float, list[st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny-prompts", type=int, default=64)
-    ap.add_argument("--smol-prompts", type=int, default=16)
+    ap.add_argument("--smol-prompts", type=int, default=32)
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="factory-bench-")
     tiny = build_tiny_llama(Path(home) / "tiny", num_layers=4)

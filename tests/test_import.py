@@ -105,3 +105,10 @@ def test_missing_and_unknown_files(store, tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(BadInput, match="cannot read as Parquet"):
         import_dataset(store, str(tmp_path / "bad.parquet"), "x")
+
+
+def test_keys_that_first_appear_late_are_kept(store, tmp_path):
+    rows = [{"a": i, "b": "x"} for i in range(500)] + [{"a": 500, "b": "y", "late": "kept"}]
+    v, _ = import_dataset(store, str(write_jsonl(tmp_path / "late.jsonl", rows)), "late")
+    df = v.read()
+    assert "late" in df.columns and df["late"].to_list()[-1] == "kept" and df["late"].null_count() == 500
