@@ -42,6 +42,11 @@ def run_settings(kw: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:
     }
 
 
+def preview_rows(source: Any, limit: int | None) -> list[dict[str, Any]]:
+    """The rows a run over `source` would read: what `--dry-run` estimates from."""
+    return (source.scan() if limit is None else source.scan().head(limit)).collect().to_dicts()
+
+
 def print_estimate(llm: Any, requests: list) -> None:
     e = llm.estimate(requests)
     usd = "unknown (no price for this model)" if e["max_usd"] != e["max_usd"] else f"at most ${e['max_usd']:.4f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
+from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -46,8 +46,7 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
-        rows = (source.scan() if limit is None else source.scan().head(limit)).collect().iter_rows(named=True)
-        print_estimate(llm, [stage.request(r) for r in rows])
+        print_estimate(llm, [stage.request(r) for r in preview_rows(source, limit)])
         return
     result = run_stage(store, stage, llm, source, out_name, limit=limit)
     m = result.version.manifest

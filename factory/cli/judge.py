@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
+from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -64,9 +64,9 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
-        rows = (source.scan() if limit is None else source.scan().head(limit)).collect().iter_rows(named=True)
         use = stage.use_structured(llm)
-        print_estimate(llm, [r for row in rows if stage.missing(row) is None for r in stage.requests(row, use)])
+        print_estimate(llm, [r for row in preview_rows(source, limit) if stage.missing(row) is None
+                             for r in stage.requests(row, use)])
         return
     result = run_stage(store, stage, llm, source, out_name, limit=limit)
     m = result.version.manifest
