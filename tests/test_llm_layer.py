@@ -251,3 +251,29 @@ def test_http_transport_bad_key_and_missing_model(tmp_path, openai_env, monkeypa
         llm = load_llm("openai:missing-x", home=tmp_path, progress=False, provider_options={"transport": "http"})
         with pytest.raises(RunAborted, match="not found"):
             llm.generate_sync(reqs(20))
+
+
+def test_gate_lets_retries_jump_the_queue_and_survives_cancellation():
+    from factory.llm.limits import Gate
+
+    async def scenario() -> list[str]:
+        gate, order = Gate(1), []
+        await gate.acquire()
+
+        async def waiter(name: str, urgent: bool) -> None:
+            await gate.acquire(urgent=urgent)
+            order.append(name)
+            gate.release()
+
+        first = asyncio.create_task(waiter("first attempt", False))
+        doomed = asyncio.create_task(waiter("cancelled", False))
+        await asyncio.sleep(0)
+        retry = asyncio.create_task(waiter("retry", True))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        gate.release()
+        await asyncio.gather(first, retry, doomed, return_exceptions=True)
+        assert gate.free == 1 and not gate.waiters  # no slot lost to the cancelled waiter
+        return order
+
+    assert asyncio.run(scenario()) == ["retry", "first attempt"]

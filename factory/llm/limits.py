@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
@@ -50,3 +51,38 @@ class RateLimiter:
             await self.requests.take(1)
         if self.tokens is not None:
             await self.tokens.take(tokens)
+
+
+class Gate:
+    """A counting semaphore whose waiters may jump the queue: retries go before first attempts.
+
+    With a plain FIFO semaphore a retry, back from its backoff, would queue behind every new request
+    waiting for a slot, and the rows that already failed once would finish last.
+    """
+
+    def __init__(self, slots: int):
+        self.free = slots
+        self.waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        (self.waiters.appendleft if urgent else self.waiters.append)(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled: pass it on
+            else:
+                self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # hand the slot straight to the next waiter
+                return
+        self.free += 1

@@ -4,7 +4,7 @@
 
 * answers already in the response cache are yielded first and cost no request (this is resume);
 * the rest run with at most `concurrency` calls in flight; a retry waits *outside* its slot, so a
-  429's `Retry-After` never idles the pool;
+  429's `Retry-After` never idles the pool, and then goes ahead of first attempts in the queue;
 * 429, 5xx, timeouts, dropped connections and malformed bodies are retried with exponential backoff and
   jitter (or the server's `Retry-After`); 400-class errors are not; a row that still fails is yielded
   with `error` set, never dropped;
@@ -28,7 +28,7 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.errors import BadInput, FactoryError
 from factory.llm.cache import ResponseCache
-from factory.llm.limits import RateLimiter
+from factory.llm.limits import Gate, RateLimiter
 from factory.llm.pricing import Price
 from factory.llm.progress import Progress
 from factory.llm.provider import CallError, Provider
@@ -153,7 +153,7 @@ class LLM:
         self._budget_hit = False
         self._reserved = 0.0
         self._window: deque[bool] = deque(maxlen=self.settings.breaker_window)
-        self._sem = asyncio.Semaphore(self.settings.concurrency)
+        self._gate = Gate(self.settings.concurrency)
         queue: asyncio.Queue = asyncio.Queue()
         produce = self._produce_local if self.provider.local else self._produce_remote
         producer = asyncio.create_task(produce(requests, queue))
@@ -273,7 +273,8 @@ class LLM:
                 return
             if self.limiter.active:
                 await self.limiter.acquire(tokens)
-            async with self._sem:
+            await self._gate.acquire(urgent=attempt > 0)
+            try:
                 if self._abort is not None:
                     self._reserved -= reserved
                     return
@@ -283,6 +284,8 @@ class LLM:
                     break
                 except CallError as exc:
                     err = exc
+            finally:
+                self._gate.release()
             if err.fatal or (err.unreachable and self.stats.answered == 0 and attempt >= 2):
                 self._abort = err
                 self._reserved -= reserved
