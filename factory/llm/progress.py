@@ -18,7 +18,7 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit="row", file=sys.stderr, dynamic_ncols=True,
-                            mininterval=0.25, leave=True)
+                            mininterval=0.25, leave=False)  # each step clears its bar; commands print a summary
 
     def update(self, stats: Any) -> None:
         self.done += 1
