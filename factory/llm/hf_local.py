@@ -230,19 +230,11 @@ class HFGenerator:
         return _Row(index, req, ids, limit, [s for s in (req.stop or []) if s])
 
     def _run_or_split(self, batch: list[_Row], key: tuple) -> list[Completion]:
-        """Run a batch; out of GPU memory, run it in halves, down to one row that then fails alone."""
-        import torch
+        def alone_too_big(row: _Row) -> Completion:
+            return Completion(model=str(self.model), prompt_tokens=len(row.ids),
+                              error="out of memory generating this request: lower max_tokens or use a bigger GPU")
 
-        try:
-            return self._run_batch(batch, key)
-        except torch.OutOfMemoryError:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            if len(batch) == 1:
-                error = "out of memory generating this request: lower max_tokens or use a bigger GPU"
-                return [Completion(model=str(self.model), prompt_tokens=len(batch[0].ids), error=error)]
-            half = len(batch) // 2
-            return self._run_or_split(batch[:half], key) + self._run_or_split(batch[half:], key)
+        return split_on_oom(batch, lambda rows: self._run_batch(rows, key), alone_too_big)
 
     def _run_batch(self, batch: list[_Row], key: tuple) -> list[Completion]:
         import torch
@@ -294,6 +286,21 @@ class HFGenerator:
         if cut >= 0:
             text, reason = text[:cut], "stop"
         return text, reason, count
+
+
+def split_on_oom(batch: list[Any], run: Any, alone_too_big: Any) -> list[Any]:
+    """`run(batch)`; out of GPU memory, run it in halves, down to one row, which then gets `alone_too_big(row)`."""
+    import torch
+
+    try:
+        return run(batch)
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(batch) == 1:
+            return [alone_too_big(batch[0])]
+        half = len(batch) // 2
+        return split_on_oom(batch[:half], run, alone_too_big) + split_on_oom(batch[half:], run, alone_too_big)
 
 
 class _RowStopper:
