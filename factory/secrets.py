@@ -8,9 +8,9 @@ from typing import Any
 
 REDACTED = "***"
 # A key names a secret when its last word does: `api_key`, `hf_token`, `client_secret`, `password` ...
-# but not `max_tokens` or `prompt_tokens`, which are counts.
-_SECRET_KEY = re.compile(r"(^|[_\-.])(api[_-]?key|apikey|key|token|secret|secret[_-]?key|password|passwd|"
-                         r"authorization|credentials?)$", re.I)
+# but not `max_tokens` or `prompt_tokens` (counts), nor `sort_key` (a column).
+_SECRET_KEY = re.compile(r"^(key|authorization)$|(^|[_\-.])(api[_-]?key|apikey|secret[_-]?key|access[_-]?key|"
+                         r"token|secret|password|passwd|credentials?)$", re.I)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TOGETHER_API_KEY")
 
 

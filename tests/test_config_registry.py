@@ -47,10 +47,11 @@ def test_unknown_keys_are_named(tmp_path):
 def test_counts_are_not_secrets():
     from factory.secrets import is_secret_key
 
-    for key in ("max_tokens", "prompt_tokens", "completion_tokens", "evolve_max_tokens", "tokens", "keys"):
+    for key in ("max_tokens", "prompt_tokens", "completion_tokens", "evolve_max_tokens", "tokens", "keys", "sort_key",
+                "key_column"):
         assert not is_secret_key(key), key
     for key in ("api_key", "OPENAI_API_KEY", "hf_token", "token", "access-token", "client_secret", "password",
-                "authorization", "apikey", "key"):
+                "authorization", "apikey", "key", "aws_secret_key", "access_key"):
         assert is_secret_key(key), key
 
 
