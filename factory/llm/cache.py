@@ -41,10 +41,22 @@ class ResponseCache:
         return found
 
     def put(self, key: str, completion: Completion) -> None:
-        if completion.error is not None:
+        self.put_many([(key, completion)])
+
+    def put_many(self, items: list[tuple[str, Completion]]) -> None:
+        """Store answers in one transaction (failures are skipped: a rerun must retry them)."""
+        now = time.time()
+        rows = [(key, json.dumps({k: getattr(c, k) for k in _FIELDS}, ensure_ascii=False), now)
+                for key, c in items if c.error is None]
+        if not rows:
             return
-        value = json.dumps({k: getattr(completion, k) for k in _FIELDS}, ensure_ascii=False)
-        self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, value, time.time()))
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

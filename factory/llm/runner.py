@@ -154,6 +154,9 @@ class LLM:
         self._reserved = 0.0
         self._window: deque[bool] = deque(maxlen=self.settings.breaker_window)
         self._gate = Gate(self.settings.concurrency)
+        self._unsaved: list[tuple[str, Completion]] = []
+        self._ready: list[tuple[int, Completion]] = []
+        self._flush_scheduled = False
         queue: asyncio.Queue = asyncio.Queue()
         produce = self._produce_local if self.provider.local else self._produce_remote
         producer = asyncio.create_task(produce(requests, queue))
@@ -245,6 +248,7 @@ class LLM:
                 t.cancel()
             raise
         finally:
+            self._flush(queue)
             queue.put_nowait(_DONE)
 
     async def _produce_local(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
@@ -261,6 +265,7 @@ class LLM:
                 self._abort = exc
             raise
         finally:
+            self._flush(queue)
             queue.put_nowait(_DONE)
 
     # -- one call ----------------------------------------------------------------------------------
@@ -307,7 +312,7 @@ class LLM:
             if self.price is not None:
                 c.cost_usd = self.price.cost(c.prompt_tokens, c.completion_tokens)
             if self.cache is not None:
-                self.cache.put(key, c)  # durable before the row counts as done
+                self._unsaved.append((key, c))
             self.stats.answered += 1
             self.stats.prompt_tokens += c.prompt_tokens
             self.stats.completion_tokens += c.completion_tokens
@@ -315,8 +320,21 @@ class LLM:
         else:
             self.stats.failed += 1
         self._window.append(c.error is None)
-        queue.put_nowait((i, c))
+        self._ready.append((i, c))
+        if not self._flush_scheduled:  # one cache transaction for all answers that arrive in this loop tick
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush, queue)
         self._check_breaker(c)
+
+    def _flush(self, queue: asyncio.Queue) -> None:
+        """Store the answers of this tick, then hand them on: a row counts as done only once it is durable."""
+        self._flush_scheduled = False
+        if self._unsaved:
+            self.cache.put_many(self._unsaved)
+            self._unsaved = []
+        for item in self._ready:
+            queue.put_nowait(item)
+        self._ready = []
 
     def _check_breaker(self, last: Completion) -> None:
         w = self._window
