@@ -45,9 +45,9 @@ def _plugin_group(kind: str, registry_path: str) -> click.Group:
         click.echo("inputs:  " + (", ".join(f"{c} ({t})" for c, t in d["inputs"].items()) or "-"))
         click.echo("outputs: " + (", ".join(f"{c} ({t})" for c, t in d["outputs"].items()) or "-"))
         if d["config"]:
-            click.echo("config (--set key=value):")
+            click.echo(f"config{' (--set key=value)' if kind == 'scheme' else ''}:")
             click.echo(table(["  key", "type", "default", "help"],
-                             [[f"  {k}", f["type"], json.dumps(f["default"], default=str), f["help"]]
+                             [[f"  {k}", f["type"], short(json.dumps(f["default"], default=str), 40), f["help"]]
                               for k, f in d["config"].items()]))
         if d["prompts"]:
             click.echo(f"prompts: {', '.join(d['prompts'])}  (in {cls.prompts_dir()})")
