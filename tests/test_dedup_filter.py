@@ -99,3 +99,23 @@ def test_dedup_and_filter_through_the_cli(tmp_path):
     assert bad.returncode == 2 and "--columns: no column 'nope'" in bad.stderr
     bad = run_factory("filter", "r", "--column", "instruction", "--language", "xx", home=home)
     assert bad.returncode == 2 and "--language 'xx'" in bad.stderr
+
+
+def test_semantic_dedup_with_the_installed_embedding_model(tmp_path):
+    texts = ["How do I bake a loaf of sourdough bread at home?",
+             "What is the way to make sourdough bread in my own kitchen?",  # paraphrase of 0
+             "Explain how vaccines train the immune system.",
+             "Describe how a vaccine teaches the body's immune system to fight disease.",  # paraphrase of 2
+             "Write a haiku about autumn leaves.", "What is the capital city of Australia?"]
+    home = tmp_path / "home"
+    rows = [{"id": str(i), "instruction": t} for i, t in enumerate(texts)]
+    run_factory("datasets", "import", str(write_jsonl(tmp_path / "s.jsonl", rows)), "--name", "s", home=home)
+    r = run_factory("dedup", "s", "--semantic", "--threshold", "0.8", "--columns", "instruction", home=home)
+    assert r.returncode == 0, r.stderr
+    v = Store(home).resolve(r.stdout.strip())
+    assert v.read()["id"].to_list() == ["0", "2", "4", "5"]
+    assert v.manifest.counters["semantic_duplicates"] == 2 and v.manifest.stage.name == "dedup-semantic"
+    strict = run_factory("dedup", "s", "--semantic", "--columns", "instruction", "--name", "s-strict", home=home)
+    assert Store(home).resolve(strict.stdout.strip()).manifest.rows == 6  # default 0.92 keeps paraphrases
+    both = run_factory("dedup", "s", "--semantic", "--near", home=home)
+    assert both.returncode == 2 and "choose one of --near and --semantic" in both.stderr

@@ -12,15 +12,18 @@ pass_app = click.make_pass_decorator(App)
 @click.command()
 @click.argument("ref")
 @click.option("--near", is_flag=True, help="Also drop near duplicates (MinHash LSH over word shingles).")
-@click.option("--threshold", type=float, default=0.8, show_default=True,
-              help="Estimated Jaccard similarity at which two rows are near duplicates.")
+@click.option("--semantic", is_flag=True, help="Also drop rows whose sentence embeddings are nearly the same.")
+@click.option("--threshold", type=float,
+              help="Near: estimated Jaccard similarity (default 0.8). Semantic: cosine similarity (default 0.92).")
+@click.option("--embedding-model", metavar="PATH_OR_ID",
+              help="Sentence-embedding model for --semantic (default: the installed all-MiniLM-L6-v2).")
 @click.option("--num-perm", type=click.IntRange(min=8), default=128, show_default=True, help="MinHash permutations.")
 @click.option("--shingle", type=click.IntRange(min=1), default=3, show_default=True, help="Words per shingle.")
 @click.option("--columns", help="Comma-separated columns to compare (default: instruction,input).")
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-dedup').")
 @pass_app
-def dedup(app: App, ref: str, near: bool, threshold: float, num_perm: int, shingle: int, columns: str | None,
-          out_name: str | None) -> None:
+def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | None, embedding_model: str | None,
+          num_perm: int, shingle: int, columns: str | None, out_name: str | None) -> None:
     """Drop duplicate rows of REF, keeping the first of each group, into a new version.
 
     Texts are compared after lower-casing and removing punctuation and extra spaces. Counters in the
@@ -30,8 +33,9 @@ def dedup(app: App, ref: str, near: bool, threshold: float, num_perm: int, shing
     Examples:
       factory dedup evol-instruct
       factory dedup lamini --near --threshold 0.7
+      factory dedup orca --semantic --threshold 0.9
     """
-    from factory.pipeline.dedup import EXACT, NEAR, dedup_exact, dedup_near, default_columns
+    from factory.pipeline.dedup import EXACT, NEAR, SEMANTIC, dedup_exact, dedup_near, dedup_semantic, default_columns
     from factory.pipeline.transform import run_transform
     from factory.store import check_name
 
@@ -39,10 +43,20 @@ def dedup(app: App, ref: str, near: bool, threshold: float, num_perm: int, shing
     source = store.resolve(ref)
     cols = [c.strip() for c in columns.split(",")] if columns else default_columns(list(source.manifest.columns))
     out_name = check_name(out_name or f"{source.name}-dedup")
+    if near and semantic:
+        from factory.errors import BadInput
+
+        raise BadInput("choose one of --near and --semantic (run dedup twice for both)")
     if near:
-        config = {"columns": cols, "threshold": threshold, "num_perm": num_perm, "shingle": shingle}
+        t = 0.8 if threshold is None else threshold
+        config = {"columns": cols, "threshold": t, "num_perm": num_perm, "shingle": shingle}
         version, created = run_transform(store, source, out_name, NEAR, config,
-                                         lambda df: dedup_near(df, cols, threshold, num_perm, shingle))
+                                         lambda df: dedup_near(df, cols, t, num_perm, shingle))
+    elif semantic:
+        t = 0.92 if threshold is None else threshold
+        config = {"columns": cols, "threshold": t, "model": embedding_model or "all-MiniLM-L6-v2"}
+        version, created = run_transform(store, source, out_name, SEMANTIC, config,
+                                         lambda df: dedup_semantic(df, cols, t, embedding_model))
     else:
         version, created = run_transform(store, source, out_name, EXACT, {"columns": cols},
                                          lambda df: dedup_exact(df, cols))

@@ -10,6 +10,7 @@ from factory.store import StageInfo
 
 EXACT = StageInfo(kind="filter", name="dedup-exact", version="1")
 NEAR = StageInfo(kind="filter", name="dedup-near", version="1")
+SEMANTIC = StageInfo(kind="filter", name="dedup-semantic", version="1")
 
 
 def default_columns(columns: list[str]) -> list[str]:
@@ -43,3 +44,15 @@ def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm:
     near = int(drop.sum())
     return exact.filter(pl.Series(~drop)), {"dropped": counts["dropped"] + near,
                                             "exact_duplicates": counts["exact_duplicates"], "near_duplicates": near}
+
+
+def dedup_semantic(df: pl.DataFrame, columns: list[str], threshold: float, model: str | None
+                   ) -> tuple[pl.DataFrame, dict[str, int]]:
+    from factory.pipeline.semantic import embed, semantic_duplicates
+
+    exact, counts = dedup_exact(df, columns)
+    drop = semantic_duplicates(embed(text_of(exact, columns).to_list(), model), threshold)
+    semantic = int(drop.sum())
+    return exact.filter(pl.Series(~drop)), {"dropped": counts["dropped"] + semantic,
+                                            "exact_duplicates": counts["exact_duplicates"],
+                                            "semantic_duplicates": semantic}
