@@ -18,6 +18,7 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.hashing import short_digest
 from factory.llm.types import ChatRequest, Completion
+from factory.pipeline.execute import conversation
 from factory.pipeline.stage import Stage
 
 COMMON_OUTPUTS = {"id": "str", "instruction": "str", "input": "str", "response": "str",
@@ -59,8 +60,7 @@ class Scheme(Stage):
         user = f"{instruction}\n\n{input}" if input else instruction
         messages = None
         if response is not None and error is None:
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": user}, {"role": "assistant", "content": response}]
+            messages = conversation(system, [{"role": "user", "content": user}], response)
         if system is not None:
             extra["system"] = system
         rid = f"{self.name}-{short_digest([seed_id, instruction, input, sorted(extra.items(), key=str)], 16)}"

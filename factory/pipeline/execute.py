@@ -98,3 +98,9 @@ def user_turn(row: dict[str, Any]) -> str:
     instruction = (row.get("instruction") or "").strip()
     extra = (row.get("input") or row.get("context") or "").strip()
     return f"{instruction}\n\n{extra}" if extra else instruction
+
+
+def conversation(system: str | None, turns: list[dict[str, str]], answer: str) -> list[dict[str, str]]:
+    """TRL's `messages`: an optional system turn, the prompt turns, then the assistant's answer."""
+    head = [{"role": "system", "content": system}] if system else []
+    return [*head, *turns, {"role": "assistant", "content": answer}]

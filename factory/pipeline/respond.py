@@ -12,7 +12,7 @@ from typing import Any
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.llm.types import ChatRequest
-from factory.pipeline.execute import user_turn
+from factory.pipeline.execute import conversation, user_turn
 from factory.pipeline.stage import Stage
 
 
@@ -58,9 +58,7 @@ class Respond(Stage):
         for row, c in zip(rows, answers, strict=True):
             messages = None
             if c.ok:
-                system = row.get("system") or self.config.system
-                head = [{"role": "system", "content": system}] if system else []
-                messages = [*head, *self.prompt(row), {"role": "assistant", "content": c.text}]
+                messages = conversation(row.get("system") or self.config.system, self.prompt(row), c.text)
             out.append({**row, "response": c.text if c.ok else None, "messages": messages, "model": c.model,
                         "error": c.error})
         return out

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from factory.config import StrictModel
-from factory.pipeline.execute import user_turn
+from factory.pipeline.execute import conversation, user_turn
 from factory.pipeline.stage import Stage
 
 
@@ -41,8 +41,6 @@ class ToSFT(Stage):
             if not (row.get("instruction") or "").strip() or not (answer or "").strip():
                 self.counters["dropped"] += 1
                 continue
-            system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-            messages = [*system, {"role": "user", "content": user_turn(row)},
-                        {"role": "assistant", "content": answer}]
+            messages = conversation(row.get("system"), [{"role": "user", "content": user_turn(row)}], answer)
             out.append({**row, "input": row.get("input") or row.get("context") or "", "messages": messages})
         return out
