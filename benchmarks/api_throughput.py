@@ -134,9 +134,10 @@ With faults: 5 % 429 with `Retry-After: 1` and 2 % 500, same stub latency.
 
 A retry waits outside its concurrency slot, so a `Retry-After` never idles the pool. What remains is the
 tail: a row that faults near the end of the run must still wait its full `Retry-After` (1 s, honoured)
-plus another round trip, and about 7 % of retries fault again. The slower SDK transport hides that tail
-inside a longer run. The fast transport finishes its fault-free run in about 2 s, so the same tail
-(fault-free + 1.2 s at the least, often a second more) shows as a larger ratio.
+plus another round trip, and about 7 % of retries fault again. Over a 7 s run (concurrency 64) that tail
+costs about 1.3x. At concurrency 256 the fault-free run takes only 2–3 s. The same tail, at least the
+fault-free time plus 1.2 s and often a second more, then becomes about 2x, and no client that honours
+`Retry-After` can avoid it.
 """)
 
 
