@@ -10,45 +10,21 @@ models such as claude-2.1.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
-from factory.llm.openai import resolve_key
-from factory.llm.provider import Provider
+from factory.llm.sdk_provider import SDKProvider
 from factory.llm.types import ChatRequest, Completion
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     name = "anthropic"
+    sdk, client_class = "anthropic", "AsyncAnthropic"
+    base_url_env, key_env, default_host = "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "api.anthropic.com"
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "ANTHROPIC_API_KEY",
-                 timeout_s: float = 120.0, concurrency: int = 64, send_sampling: bool = False, **options: Any):
+    def __init__(self, model: str, *, send_sampling: bool = False, **options: Any):
         super().__init__(model, **options)
         self.send_sampling = send_sampling
-        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        self.api_key = resolve_key(api_key_env, self.base_url)
-        self.timeout_s = timeout_s
-        self.concurrency = concurrency
-        self._client = None
-        try:
-            import anthropic  # noqa: F401
-        except ImportError as exc:
-            from factory.llm.provider import missing_extra
-
-            raise missing_extra("anthropic") from exc
-
-    def _get_client(self):
-        if self._client is None:
-            import anthropic
-            import httpx2
-
-            limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s,
-                http_client=anthropic.DefaultAioHttpClient(limits=limits, timeout=self.timeout_s),
-            )
-        return self._client
 
     def _params(self, r: ChatRequest) -> dict[str, Any]:
         messages = [m for m in r.messages if m["role"] != "system"]
@@ -65,20 +41,11 @@ class AnthropicProvider(Provider):
             params["extra_body"] = sampling
         return params
 
-    async def _one(self, params: dict[str, Any]):
-        import anthropic
-
-        from factory.llm.sdk_errors import to_call_error
-
-        try:
-            return await self._get_client().messages.create(**params)
-        except Exception as exc:
-            raise to_call_error(exc, anthropic, f"{self.spec} at {self.base_url or 'api.anthropic.com'}") from None
-
     async def complete(self, request: ChatRequest) -> Completion:
         start = time.perf_counter()
         params = self._params(request)
-        replies = await asyncio.gather(*(self._one(params) for _ in range(request.n)))
+        create = self.client().messages.create
+        replies = await asyncio.gather(*(self.call(create, **params) for _ in range(request.n)))
         return Completion(
             texts=["".join(b.text for b in r.content if getattr(b, "type", "") == "text") for r in replies],
             finish_reason=replies[0].stop_reason,
@@ -86,8 +53,3 @@ class AnthropicProvider(Provider):
             completion_tokens=sum(r.usage.output_tokens for r in replies),
             model=replies[0].model or self.model, latency_s=time.perf_counter() - start,
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

@@ -1,0 +1,75 @@
+"""What the `openai` and `anthropic` providers share: both SDKs come from one generator and take the same
+client arguments, so key and base-URL resolution, the aiohttp client with a pool sized to the run's
+concurrency, error mapping and closing live here once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, ClassVar
+
+from factory.errors import FactoryError
+from factory.llm.provider import Provider, missing_extra
+
+
+def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY") -> str:
+    key = os.environ.get(env_var)
+    if key:
+        return key
+    if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
+        return default_local  # local servers (vllm serve, llama.cpp) accept any key
+    raise FactoryError(f"no API key: set {env_var}")
+
+
+class SDKProvider(Provider):
+    sdk: ClassVar[str]  # the SDK's module name
+    client_class: ClassVar[str]  # its async client class
+    base_url_env: ClassVar[str]
+    key_env: ClassVar[str]
+    default_host: ClassVar[str]
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
+                 timeout_s: float = 120.0, concurrency: int = 64, **options: Any):
+        super().__init__(model, **options)
+        self.base_url = base_url or os.environ.get(self.base_url_env) or None
+        self.api_key = resolve_key(api_key_env or self.key_env, self.base_url)
+        self.timeout_s = timeout_s
+        self.concurrency = concurrency
+        self._client = None
+        try:
+            importlib.import_module(self.sdk)  # fail now, with the install hint, not mid-run
+        except ImportError as exc:
+            raise missing_extra(self.sdk) from exc
+
+    @property
+    def where(self) -> str:
+        """`openai:gpt-4o at https://...`: what error messages name."""
+        return f"{self.spec} at {self.base_url or self.default_host}"
+
+    def client(self) -> Any:
+        """The SDK's async client on its aiohttp transport, with the SDK's own retries off (ours run)."""
+        if self._client is None:
+            import httpx2
+
+            sdk = importlib.import_module(self.sdk)
+            limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._client = getattr(sdk, self.client_class)(
+                api_key=self.api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s,
+                http_client=sdk.DefaultAioHttpClient(limits=limits, timeout=self.timeout_s),
+            )
+        return self._client
+
+    async def call(self, method: Any, **params: Any) -> Any:
+        """Await an SDK method; its exceptions become `CallError`s."""
+        from factory.llm.sdk_errors import to_call_error
+
+        try:
+            return await method(**params)
+        except Exception as exc:
+            raise to_call_error(exc, importlib.import_module(self.sdk), self.where) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
