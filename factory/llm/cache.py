@@ -40,9 +40,6 @@ class ResponseCache:
                 found[key] = Completion(**json.loads(value), cached=True)
         return found
 
-    def put(self, key: str, completion: Completion) -> None:
-        self.put_many([(key, completion)])
-
     def put_many(self, items: list[tuple[str, Completion]]) -> None:
         """Store answers in one transaction (failures are skipped: a rerun must retry them)."""
         now = time.time()

@@ -28,10 +28,10 @@ class Progress:
         now = time.monotonic()
         if now >= self.next_postfix:  # formatting the postfix is the costly part: a few times a second
             self.next_postfix = now + 0.5
-            self.bar.set_postfix_str(self._postfix(stats, now), refresh=False)
+            self.bar.set_postfix_str(self._postfix(stats), refresh=False)
 
     @staticmethod
-    def _postfix(stats: Any, now: float) -> str:
+    def _postfix(stats: Any) -> str:
         tokens = stats.prompt_tokens + stats.completion_tokens
         parts = [f"{tokens:,} tok", f"${stats.usd:.4f}"]
         if stats.cached:
@@ -44,5 +44,5 @@ class Progress:
 
     def close(self, stats: Any) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(self._postfix(stats, time.monotonic()), refresh=False)
+            self.bar.set_postfix_str(self._postfix(stats), refresh=False)
             self.bar.close()

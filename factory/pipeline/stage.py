@@ -50,11 +50,8 @@ class NoConfig(StrictModel):
     """For stages without options."""
 
 
-# Column type names used in `inputs` / `outputs`, and the Parquet (polars) types they are written as.
-TYPE_NAMES = ("str", "int", "float", "bool", "list[str]", "list[message]", "json")
-
-
 def polars_type(name: str):
+    """The Parquet (polars) type of a column type name used in `inputs` / `outputs`."""
     import polars as pl
 
     message = pl.Struct({"role": pl.String, "content": pl.String})
