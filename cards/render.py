@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cards.licenses import HUB_LICENSES
+from factory.cards.licenses import HUB_LICENSES
 
 HERE = Path(__file__).parent
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")

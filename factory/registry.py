@@ -1,7 +1,8 @@
 """One small registry per plugin kind (schemes, judges): a dict filled at import, duplicates refused.
 
-Third-party packages add plugins through an entry-point group (`factory.schemes`, `factory.judges`)
-whose entries point at plugin classes; they are loaded the first time the registry is read.
+Built-in plugins are found by importing every module of their package (one new file = one new plugin,
+no import list to keep); third-party packages add plugins through an entry-point group (`factory.schemes`,
+`factory.judges`) whose entries point at plugin classes. Both are loaded the first time the registry is read.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, entry_point_group: str):
+    def __init__(self, kind: str, entry_point_group: str, package: str | None = None):
         self.kind = kind
         self.group = entry_point_group
+        self.package = package  # the built-in plugins' package, scanned on first read
         self._items: dict[str, T] = {}
         self._loaded_entry_points = False
 
@@ -39,6 +41,8 @@ class Registry(Generic[T]):
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
+        if self.package is not None:
+            self._scan(self.package)
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=self.group):
@@ -48,6 +52,17 @@ class Registry(Generic[T]):
                 raise
             except Exception as exc:  # a broken third-party plugin must not break the CLI
                 log.warning("could not load %s plugin %s: %s", self.kind, ep.name, exc)
+
+    @staticmethod
+    def _scan(package: str) -> None:
+        """Import every public module and sub-package of `package`; plugin classes register on import."""
+        import importlib
+        import pkgutil
+
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{package}.{info.name}")
 
     def get(self, name: str) -> T:
         self._load_plugins()

@@ -6,9 +6,9 @@ a scale other than 1–10: replies are read on 1–5, so `[[7]]` or `8/10` from 
 
 from __future__ import annotations
 
-from judges import JUDGES
-from judges.parse import Scale
-from judges.rubric import Judge
+from factory.judges import JUDGES
+from factory.judges.parse import Scale
+from factory.judges.rubric import Judge
 
 
 @JUDGES.register

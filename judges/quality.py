@@ -7,9 +7,9 @@ harmlessness, with a short rationale; `factory judge REF --with gpt4` keeps rows
 from __future__ import annotations
 
 from factory.pipeline.stage import Paper
-from judges import JUDGES
-from judges.parse import Scale
-from judges.rubric import Judge
+from factory.judges import JUDGES
+from factory.judges.parse import Scale
+from factory.judges.rubric import Judge
 
 OPENBEZOAR = Paper(
     title="OpenBezoar: Small, Cost-Effective and Open Models Trained on Mixes of Instruction Data",

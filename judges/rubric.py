@@ -33,8 +33,8 @@ from factory.llm.types import ChatRequest, Completion
 from factory.pipeline.execute import user_turn
 from factory.pipeline.stage import Stage
 from factory.store.sources import require_columns
-from judges.parse import Scale, Verdict, VerdictError, parse_score
-from judges.reliability import Reliability
+from factory.judges.parse import Scale, Verdict, VerdictError, parse_score
+from factory.judges.reliability import Reliability
 
 # Providers whose API takes a JSON schema for the reply (OpenAI json_schema, Anthropic output_config).
 STRUCTURED_PROVIDERS = ("openai", "anthropic")

@@ -18,11 +18,11 @@ from typing import Any
 from factory.errors import BadInput
 from factory.secrets import redact
 from factory.store import Store
-from publish import lineage as lineage_mod
-from publish.dataset import PublishOptions
-from publish.papers import citations_for
-from publish.plan import Plan, PlanFile, parse_repo
-from publish.zoo import scores_text
+from factory.publish import lineage as lineage_mod
+from factory.publish.dataset import PublishOptions
+from factory.publish.papers import citations_for
+from factory.publish.plan import Plan, PlanFile, parse_repo
+from factory.publish.zoo import scores_text
 
 META = "factory.json"
 SKIP = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin", "README.md", ".*")
@@ -104,7 +104,7 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
                     papers: lineage_mod.PaperLookup | None = None,
                     dataset_repo: DatasetRepoLookup | None = None) -> Plan:
-    from cards.render import check_card, model_card
+    from factory.cards.render import check_card, model_card
 
     repo_id = parse_repo(options.repo, "model")
     meta = read_meta(path)

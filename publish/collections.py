@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from factory.errors import FactoryError
-from publish.hub import Hub
+from factory.publish.hub import Hub
 
 SLUG = re.compile(r"^[\w.-]+/[\w.-]+-[0-9a-f]{24}$")
 NOTE_MAX = 500  # the Hub's limit on a collection item note

@@ -15,10 +15,10 @@ from factory import __version__
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.store import DatasetVersion, Store
-from publish import lineage as lineage_mod
-from publish.decontam import DecontamConfig, DecontamReport, check_version
-from publish.papers import citations_for
-from publish.plan import Plan, PlanFile, parse_repo
+from factory.publish import lineage as lineage_mod
+from factory.publish.decontam import DecontamConfig, DecontamReport, check_version
+from factory.publish.papers import citations_for
+from factory.publish.plan import Plan, PlanFile, parse_repo
 
 
 class PublishOptions(StrictModel):
@@ -78,7 +78,7 @@ def card_context(store: Store, version: DatasetVersion, repo_id: str, decontam: 
 def plan_dataset(store: Store, ref: str, options: PublishOptions,
                  papers: lineage_mod.PaperLookup | None = None) -> tuple[Plan, DecontamReport]:
     """The plan for publishing `ref` (and the decontamination report; the caller enforces it)."""
-    from cards.render import check_card, dataset_card
+    from factory.cards.render import check_card, dataset_card
 
     repo_id = parse_repo(options.repo, "dataset")
     version = store.resolve(ref)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from factory.errors import BadInput, FactoryError
-from publish.plan import Plan
+from factory.publish.plan import Plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.store import DatasetVersion, Store
-from publish.papers import Citation, citation_from
+from factory.publish.papers import Citation, citation_from
 
 PaperLookup = Callable[[str, str], Any]  # (stage kind, stage name) -> a Paper-like object or None
 _RUBRIC_KEYS = ("rubric", "criteria", "min_score", "threshold", "scale")

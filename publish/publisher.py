@@ -14,10 +14,10 @@ from pathlib import Path
 
 from factory.errors import FactoryError
 from factory.store.manifest import now_iso
-from publish import guard, zoo
-from publish.collections import add_to_collection
-from publish.hub import Hub, RetryPolicy, SyncResult, resolve_token
-from publish.plan import Plan
+from factory.publish import guard, zoo
+from factory.publish.collections import add_to_collection
+from factory.publish.hub import Hub, RetryPolicy, SyncResult, resolve_token
+from factory.publish.plan import Plan
 
 
 @dataclass

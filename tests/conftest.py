@@ -32,7 +32,7 @@ os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
 for _secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
     os.environ.pop(_secret, None)
 
-pytest_plugins = ["factory.testing.hub.pytest_fixture"]
+pytest_plugins = ["factory.testing.hub_fixture"]
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemes.base import parse_list, strip_label
-from schemes.evol_instruct import DEPTH, OPERATIONS, EvolConfig, EvolInstruct
-from schemes.evol_instruct.elimination import (
+from factory.schemes.base import parse_list, strip_label
+from factory.schemes.evol_instruct import DEPTH, OPERATIONS, EvolConfig, EvolInstruct
+from factory.schemes.evol_instruct.elimination import (
     cannot_answer,
     copies_prompt_words,
     eliminate,

@@ -33,7 +33,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import hf_raise_for_status
 
-from factory.testing.hub import HubServer
+from factory.hub import HubServer
 
 TOKEN, OTHER = "hf_test_token", "hf_other_token"
 BIG = 10 * 1024 * 1024 + 123  # just over the Hub's 10 MB LFS threshold
@@ -323,7 +323,7 @@ def test_restart_keeps_repos_and_failed_ref_update_keeps_revision(tmp_path: Path
 
 def test_command_line_prints_ready(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "factory.testing.hub", "--root", str(tmp_path / "cli"), "--port", "0"],
+        [sys.executable, "-m", "factory.hub", "--root", str(tmp_path / "cli"), "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

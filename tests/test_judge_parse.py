@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from judges.parse import Scale, VerdictError, parse_pair, parse_score
+from factory.judges.parse import Scale, VerdictError, parse_pair, parse_score
 
 TEN, FIVE, HUNDRED = Scale(1, 10), Scale(1, 5), Scale(0, 100)
 

@@ -124,7 +124,7 @@ def test_model_card_metadata(hub_server, zoo_home, tmp_path: Path, tiny_dir: Pat
     """A checkpoint whose base is a Hub id, trained on a published dataset: base_model, datasets, model-index."""
     from click.testing import CliRunner
 
-    from cards.render import check_card
+    from factory.cards.render import check_card
     from factory.cli.main import cli
 
     home, refs, _ = zoo_home
@@ -198,7 +198,7 @@ def test_full_weights_checkpoint_round_trip(hub_server, tmp_path: Path, tiny_dir
 
 def test_citations_follow_the_methods_used() -> None:
     from factory.pipeline.stage import Paper
-    from publish.papers import DPO, LORA, OPENBEZOAR, SELF_DISTILL, SPIN, citation_from, citations_for
+    from factory.publish.papers import DPO, LORA, OPENBEZOAR, SELF_DISTILL, SPIN, citation_from, citations_for
 
     assert citations_for(["sft"]) == [OPENBEZOAR]
     assert citations_for(["dpo", "lora"]) == [OPENBEZOAR, DPO, LORA]

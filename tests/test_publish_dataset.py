@@ -123,7 +123,7 @@ def test_publish_load_pin_and_republish(hub_server, lineage_home, offline_datase
 
 
 def test_card_metadata_and_lineage(hub_server, lineage_home) -> None:
-    from cards.render import check_card
+    from factory.cards.render import check_card
 
     home, refs = lineage_home
     repo = "testorg/evol-judged-card"
@@ -228,7 +228,7 @@ def test_decontamination_refuses_then_allows(hub_server, tmp_path: Path, offline
 
 
 def test_decontam_gate_unit(tmp_path: Path) -> None:
-    from publish.decontam import DecontamConfig, check_version, find_hits, load_prompts
+    from factory.publish.decontam import DecontamConfig, check_version, find_hits, load_prompts
 
     prompts = load_prompts([resolve_seed("seeds:benchmark_prompts")])
     assert len(prompts) == 22 and prompts[0][0] == "bench-seed-0001"

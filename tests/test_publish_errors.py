@@ -158,8 +158,8 @@ def test_unreachable_hub_is_retried_then_one_line(home: Path) -> None:
     import socket
 
     from factory.errors import FactoryError
-    from publish.dataset import PublishOptions, plan_dataset
-    from publish.publisher import execute
+    from factory.publish.dataset import PublishOptions, plan_dataset
+    from factory.publish.publisher import execute
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

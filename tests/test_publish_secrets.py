@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from huggingface_hub import HfApi, snapshot_download
 
-from factory.testing.hub import HubServer
+from factory.hub import HubServer
 from tests.helpers import run_factory
 
 HUB_TOKEN = "hf_LeakCheck7Qw2ZtY9vR4mN8sB3xK6"

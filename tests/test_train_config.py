@@ -17,8 +17,8 @@ from tests.test_train_sft import (
     invoke,
     one_thread,  # noqa: F401  (autouse fixture)
 )
-from trainers.config import TrainConfig
-from trainers.run import load_config, settle_tuning
+from factory.trainers.config import TrainConfig
+from factory.trainers.run import load_config, settle_tuning
 
 
 def test_sections_map_onto_the_library_objects():

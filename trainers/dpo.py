@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from trainers.data import DPO
+from factory.trainers.data import DPO
 
 FORMAT = DPO
 

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput
-from trainers import checkpoint
-from trainers.config import TrainConfig
-from trainers.data import load_training_data
-from trainers.model import ensure_chat_template, load_model, load_tokenizer
+from factory.trainers import checkpoint
+from factory.trainers.config import TrainConfig
+from factory.trainers.data import load_training_data
+from factory.trainers.model import ensure_chat_template, load_model, load_tokenizer
 
 if TYPE_CHECKING:
     from factory.store import DatasetVersion
 
-METHODS = {"sft": "trainers.sft", "dpo": "trainers.dpo"}
+METHODS = {"sft": "factory.trainers.sft", "dpo": "factory.trainers.dpo"}
 
 
 def method_module(method: str) -> Any:
@@ -108,7 +108,7 @@ def run_job(job: Job, s: Settings) -> JobResult:
     _free_memory()
     if adapter and job.merge:
         if main:
-            from trainers.merge import merge_adapter
+            from factory.trainers.merge import merge_adapter
 
             merge_adapter(save_dir, job.directory, base=job.base, model_init=cfg.model_init)
             shutil.rmtree(save_dir)

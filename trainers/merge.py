@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import BadInput
-from trainers import checkpoint
-from trainers.model import check_model_spec, load_model, load_tokenizer
+from factory.trainers import checkpoint
+from factory.trainers.model import check_model_spec, load_model, load_tokenizer
 
 
 def adapter_base(adapter_dir: Path) -> str:
@@ -40,7 +40,7 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str | None = None,
     from peft import PeftModel
     from transformers import GenerationConfig
 
-    from trainers.job import fit_embeddings
+    from factory.trainers.job import fit_embeddings
 
     adapter_dir = Path(adapter_dir)
     check_adapter_dir(adapter_dir)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput
-from trainers import checkpoint
-from trainers.config import TrainConfig
-from trainers.data import check_columns
-from trainers.job import Job, Settings, method_module, run_job
-from trainers.model import check_model_spec
-from trainers.outdir import OutDir
+from factory.trainers import checkpoint
+from factory.trainers.config import TrainConfig
+from factory.trainers.data import check_columns
+from factory.trainers.job import Job, Settings, method_module, run_job
+from factory.trainers.model import check_model_spec
+from factory.trainers.outdir import OutDir
 
 if TYPE_CHECKING:
     from factory.store import Store
@@ -82,7 +82,7 @@ def run_training(store: Store, cfg: TrainConfig, *, overwrite: bool = False, res
     extra: dict[str, Any] = {"tuning": tuning, **({"notes": notes} if notes else {})}
     try:
         if cfg.method == "sft" and len(versions) > 1 and cfg.sequential != "off":
-            from trainers.sequential import run_sequential
+            from factory.trainers.sequential import run_sequential
 
             doc = run_sequential(versions, run_dir, settings, state.is_main_process, extra)
         else:

@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainers import checkpoint
-from trainers.job import Job, Settings, run_job
+from factory.trainers import checkpoint
+from factory.trainers.job import Job, Settings, run_job
 
 if TYPE_CHECKING:
     from factory.store import DatasetVersion

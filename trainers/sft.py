@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainers.data import SFT
+from factory.trainers.data import SFT
 
 FORMAT = SFT
 # TRL's SFT default (2e-5) suits full fine-tuning; LoRA adapters want about ten times more (TRL's docs, QLoRA).

@@ -40,7 +40,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
     from factory.store import check_name
-    from schemes import SCHEMES
+    from factory.schemes import SCHEMES
 
     cls = SCHEMES.get(scheme)
     if n is not None and n <= 0:

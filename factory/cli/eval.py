@@ -57,7 +57,7 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     from factory.eval.questions import store_questions
     from factory.llm import load_llm
     from factory.store import check_name
-    from judges.rubric import JudgeConfig
+    from factory.judges.rubric import JudgeConfig
 
     store = app.store
     if Path(model_spec).is_dir():  # a checkpoint written by `factory train`
@@ -87,7 +87,7 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     click.echo(f"results: {path}", err=True)
     if checkpoint is not None and results["score"] is not None:
-        from trainers.checkpoint import read_record, write_record
+        from factory.trainers.checkpoint import read_record, write_record
 
         record = read_record(checkpoint) or {}
         record["eval"] = {**(record.get("eval") or {}), **results["eval"]}

@@ -43,7 +43,7 @@ def serve(app: App, port: int, host: str, root: Path | None, tokens: tuple[str, 
     import threading
 
     from factory.errors import BadInput
-    from factory.testing.hub import HubServer
+    from factory.hub import HubServer
 
     users: dict[str, str] = {}
     for pair in tokens:

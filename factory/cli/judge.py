@@ -51,8 +51,8 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
     from factory.store import check_name
-    from judges import JUDGES
-    from judges.rubric import JudgeConfig
+    from factory.judges import JUDGES
+    from factory.judges.rubric import JudgeConfig
 
     store = app.store
     if rubric not in JUDGES:

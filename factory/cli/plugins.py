@@ -55,5 +55,5 @@ def _plugin_group(kind: str, registry_path: str) -> click.Group:
     return group
 
 
-schemes = _plugin_group("scheme", "schemes:SCHEMES")
-judges = _plugin_group("judge", "judges:JUDGES")
+schemes = _plugin_group("scheme", "factory.schemes:SCHEMES")
+judges = _plugin_group("judge", "factory.judges:JUDGES")

@@ -62,11 +62,11 @@ def publish(app: App, ref_or_dir: str, repo: str, private: bool, revision: str, 
 
     from factory.config import validation_message
     from factory.errors import BadInput
-    from publish import zoo
-    from publish.checkpoint import is_checkpoint, plan_checkpoint
-    from publish.dataset import PublishOptions, plan_dataset
-    from publish.decontam import DecontamConfig, DecontamReport, enforce
-    from publish.publisher import check_secrets, endpoint, execute
+    from factory.publish import zoo
+    from factory.publish.checkpoint import is_checkpoint, plan_checkpoint
+    from factory.publish.dataset import PublishOptions, plan_dataset
+    from factory.publish.decontam import DecontamConfig, DecontamReport, enforce
+    from factory.publish.publisher import check_secrets, endpoint, execute
 
     try:
         options = PublishOptions(

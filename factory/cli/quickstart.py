@@ -32,7 +32,7 @@ def quickstart(app: App, llm_spec: str, n: int) -> None:
     from factory.pipeline.execute import run_stage
     from factory.pipeline.transform import run_transform
     from factory.store.importer import import_dataset
-    from schemes.lamini import LaMini, LaMiniConfig
+    from factory.schemes.lamini import LaMini, LaMiniConfig
 
     store = app.store
     started = time.monotonic()

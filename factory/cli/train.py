@@ -93,10 +93,10 @@ def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrit
     import shutil
 
     from factory.errors import BadInput
-    from trainers import checkpoint
-    from trainers.merge import adapter_base, check_adapter_dir, merged_record
-    from trainers.merge import merge_adapter as merge
-    from trainers.outdir import OutDir
+    from factory.trainers import checkpoint
+    from factory.trainers.merge import adapter_base, check_adapter_dir, merged_record
+    from factory.trainers.merge import merge_adapter as merge
+    from factory.trainers.outdir import OutDir
 
     if not directory.is_dir():
         raise BadInput(f"{directory}: no such checkpoint directory")
@@ -117,7 +117,7 @@ def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrit
 
 def _run(ctx: click.Context, method: str | None, opts: dict[str, Any]) -> None:
     from factory.errors import BadInput
-    from trainers.run import load_config, run_training
+    from factory.trainers.run import load_config, run_training
 
     app = ctx.find_object(App)
     opts = _with_group_options(ctx, opts)

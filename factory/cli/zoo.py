@@ -26,7 +26,7 @@ def zoo() -> None:
 @pass_app
 def list_(app: App, collection: str | None, show_all: bool, token: str | None, as_json: bool) -> None:
     """List published repos: kind, repo, version, commit, eval scores, lineage, collection."""
-    from publish import zoo as zoo_log
+    from factory.publish import zoo as zoo_log
 
     records = zoo_log.read(app.home)
     if collection:
@@ -49,9 +49,9 @@ def list_(app: App, collection: str | None, show_all: bool, token: str | None, a
 def _collection(app: App, records: list[dict], collection: str, token: str | None, as_json: bool) -> None:
     """A Hub collection's items, joined to the local log for versions and lineage."""
     from factory.errors import BadInput, FactoryError
-    from publish import zoo as zoo_log
-    from publish.collections import SLUG
-    from publish.hub import Hub
+    from factory.publish import zoo as zoo_log
+    from factory.publish.collections import SLUG
+    from factory.publish.hub import Hub
 
     slug = collection
     if not SLUG.match(slug):

@@ -21,7 +21,7 @@ from factory.store import DatasetVersion, InputRef, StageInfo, Store
 from factory.store.manifest import now_iso
 
 if TYPE_CHECKING:
-    from judges.rubric import JudgeConfig
+    from factory.judges.rubric import JudgeConfig
 
 # Categories whose questions have one right answer: the judge sees the reference answer (as in MT-Bench).
 REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
@@ -110,7 +110,7 @@ class MTBenchRun:
 def run(store: Store, model_llm: Any, judge_llm: Any, questions: DatasetVersion, prefix: str,
         answer_config: AnswerConfig, judge_config: JudgeConfig) -> MTBenchRun:
     """Answer, explode into turns, grade: three cached, resumable stored steps."""
-    from judges.mt_bench import MTBenchSingle
+    from factory.judges.mt_bench import MTBenchSingle
 
     answers = run_stage(store, MTBenchAnswer(answer_config), model_llm, questions, f"{prefix}-answers").version
     turns = store_turns(store, answers, f"{prefix}-turns")

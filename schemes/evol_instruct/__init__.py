@@ -8,9 +8,9 @@ from pydantic import Field
 
 from factory.pipeline.execute import user_turn
 from factory.pipeline.stage import Paper
-from schemes import SCHEMES
-from schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, strip_label
-from schemes.evol_instruct.elimination import eliminate
+from factory.schemes import SCHEMES
+from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, strip_label
+from factory.schemes.evol_instruct.elimination import eliminate
 
 DEPTH = ("add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input")
 OPERATIONS = (*DEPTH, "breadth")

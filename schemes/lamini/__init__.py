@@ -15,8 +15,8 @@ from pydantic import Field
 
 from factory.errors import BadInput
 from factory.pipeline.stage import Paper
-from schemes import SCHEMES
-from schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
+from factory.schemes import SCHEMES
+from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
 
 
 class LaMiniConfig(SchemeConfig):

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from factory.errors import BadInput
 from factory.pipeline.stage import Paper
-from schemes import SCHEMES
-from schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig
+from factory.schemes import SCHEMES
+from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig
 
 # 1-based indices into system_messages.txt, by FLAN template type
 DEFAULT_SYSTEM_SETS = {

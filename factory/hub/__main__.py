@@ -1,4 +1,4 @@
-"""`python -m factory.testing.hub --root DIR --port N`: serve a loopback Hub until interrupted.
+"""`python -m factory.hub --root DIR --port N`: serve a loopback Hub until interrupted.
 
 Prints `READY http://127.0.0.1:PORT` (flushed) once the port is bound, so a parent process can wait for it.
 `--token TOKEN=USER` and `--org USER=ORG` (repeatable) replace the default `hf_test_token` / `testuser` /
@@ -26,7 +26,7 @@ def _pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m factory.testing.hub", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m factory.hub", description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="directory holding the Hub's repos, blobs and collections")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--token", action="append", default=[], metavar="TOKEN=USER")

@@ -2,7 +2,7 @@
 
 `tests/conftest.py` sets `HF_ENDPOINT=http://127.0.0.1:<HUB_PORT>` before `huggingface_hub` is imported;
 this fixture listens on exactly that port, so code that uses the default endpoint talks to it. Use it from
-a conftest with `pytest_plugins = ["factory.testing.hub.pytest_fixture"]`, or import it into a test module.
+a conftest with `pytest_plugins = ["factory.testing.hub_fixture"]`, or import it into a test module.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from .server import DEFAULT_TOKENS, HubServer
+from factory.hub.server import DEFAULT_TOKENS, HubServer
 
 TOKENS = {**DEFAULT_TOKENS, "hf_other_token": "otheruser"}
 

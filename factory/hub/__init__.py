@@ -5,12 +5,12 @@ with LFS uploads, refs, trees, downloads, collections), stores everything under 
 on 127.0.0.1 only. Point the client at it with `HF_ENDPOINT=<server.url>` and `HF_HUB_DISABLE_XET=1`, set
 before `huggingface_hub` is imported, or pass `endpoint=server.url` to `HfApi`.
 
-    from factory.testing.hub import HubServer
+    from factory.hub import HubServer
 
     with HubServer("/tmp/hub", port=0) as hub:
         print(hub.url)
 
-Command line: `python -m factory.testing.hub --root DIR --port N` prints `READY http://127.0.0.1:PORT`.
+Command line: `python -m factory.hub --root DIR --port N` prints `READY http://127.0.0.1:PORT`.
 """
 
 from .app import create_app
