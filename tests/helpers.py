@@ -16,8 +16,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def run_factory(*args: str, home: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The real `factory` entry point in a subprocess, as a user runs it."""
+def run_factory(*args: str, home: Path, env: dict | None = None, timeout: float = 120,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `factory` entry point in a subprocess, as a user runs it: from outside the repository (by
+    default the home's parent), so nothing in the repo's folders can stand in for the installed package."""
     full_env = {**os.environ, "FACTORY_HOME": str(home), **(env or {})}
     return subprocess.run([sys.executable, "-m", "factory", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=REPO)
+                          env=full_env, timeout=timeout, cwd=cwd or home.parent)

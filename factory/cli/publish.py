@@ -18,7 +18,7 @@ def _paper(kind: str, name: str):
     package = {"scheme": "schemes", "judge": "judges"}.get(kind)
     if package is None:
         return None
-    registry = getattr(importlib.import_module(package), package.upper())
+    registry = getattr(importlib.import_module(f"factory.{package}"), package.upper())
     return getattr(registry.get(name), "paper", None)
 
 
