@@ -38,6 +38,7 @@ COMMANDS = {
     "eval": "factory.cli.eval:eval_",
     "lineage": "factory.cli.lineage:lineage",
     "quickstart": "factory.cli.quickstart:quickstart",
+    "prune": "factory.cli.prune:prune",
 }
 
 
