@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
+from factory.cli.eval_lm import lm_eval_command, record_scores
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -16,7 +17,10 @@ pass_app = click.make_pass_decorator(App)
 
 @click.group(name="eval")
 def eval_() -> None:
-    """Evaluate a model: MT-Bench answers graded by an LLM judge."""
+    """Evaluate a model: MT-Bench answers graded by an LLM judge; the LM Eval Harness (`lm-eval`)."""
+
+
+eval_.add_command(lm_eval_command)
 
 
 @eval_.command("mt-bench")
@@ -87,11 +91,7 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     click.echo(f"results: {path}", err=True)
     if checkpoint is not None and results["score"] is not None:
-        from factory.trainers.checkpoint import read_record, write_record
-
-        record = read_record(checkpoint) or {}
-        record["eval"] = {**(record.get("eval") or {}), **results["eval"]}
-        write_record(checkpoint, record)
+        record_scores(checkpoint, results["eval"])
         click.echo(f"recorded in {checkpoint / 'factory.json'} (model cards show it)", err=True)
 
 
