@@ -64,6 +64,12 @@ def serve(app: App, port: int, host: str, root: Path | None, tokens: tuple[str, 
     except (OSError, RuntimeError) as exc:
         cause = exc.__cause__ or exc
         raise BadInput(f"cannot listen on {host}:{port}: {getattr(cause, 'strerror', None) or cause}") from None
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}: traffic (tokens included) is plain HTTP, readable by anyone on the "
+            "network. This server is not meant to face the internet; see docs/security.md.",
+            err=True,
+        )
     click.echo(f"Hub serving {root} at {server.url}  (users: {', '.join(sorted(set(users.values())))})")
     if fresh:
         click.echo(f"token for user local (shown once): {fresh}")
@@ -75,3 +81,14 @@ def serve(app: App, port: int, host: str, root: Path | None, tokens: tuple[str, 
         click.echo("stopped")
     finally:
         server.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

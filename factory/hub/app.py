@@ -15,8 +15,8 @@ from aiohttp import web
 
 from . import collections, faults, files, parquet, repos, upload
 from .collections import CollectionStore
-from .context import REPO_TYPES, HubContext, error_response, json_response
-from .errors import HubError, repo_not_found
+from .context import MAX_JSON_BODY, REPO_TYPES, HubContext, error_response, json_response
+from .errors import HubError
 from .storage import HubStorage
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,14 @@ async def _repo_api(hub: HubContext, request: web.Request, repo_type: str, parts
     repo_id, action, rest = f"{parts[0]}/{parts[1]}", (parts[2] if len(parts) > 2 else ""), parts[3:]
     method, joined = request.method, "/".join(rest)
     writes = {"preupload", "commit", "branch", "tag", "settings"}
-    if action in writes and method != "GET":
+    if (action in writes and method != "GET") or (action == "auth-check" and rest == ["write"]):
         meta, user = hub.repo_for_write(request, repo_type, repo_id)
     else:
         meta, user = hub.repo_for_read(request, repo_type, repo_id), ""
     if action == "" and method == "GET":
         return await repos.repo_info(hub, request, meta, "main")
+    if action == "auth-check" and method == "GET" and rest in ([], ["write"]):
+        return json_response({})  # the access check above is the answer
     if action == "revision" and method == "GET":
         return await repos.repo_info(hub, request, meta, joined)
     if action == "refs" and method == "GET":
@@ -113,10 +115,7 @@ async def _git(hub: HubContext, request: web.Request, parts: list[str]) -> web.S
             return await upload.lfs_batch(hub, request, meta)
         if len(rest) == 5 and rest[3] == "upload" and request.method == "PUT":
             # The upload URL is signed by the batch answer, as the Hub's S3 URLs are: no token needed.
-            meta = hub.storage.get_repo(repo_type, repo_id)
-            if meta is None:
-                raise repo_not_found()
-            return await upload.lfs_upload(hub, request, meta, rest[4])
+            return await upload.lfs_upload(hub, request, repo_type, repo_id, rest[4])
         raise NOT_FOUND
     if rest[0] == "resolve" and len(rest) >= 3 and request.method in ("GET", "HEAD"):
         meta = hub.repo_for_read(request, repo_type, repo_id)
@@ -135,6 +134,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await _git(hub, request, parts)
     except HubError as err:
         return error_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(HubError(413, f"Request body too large (the limit is {MAX_JSON_BODY} bytes)"))
     except Exception:  # noqa: BLE001 - a test server answers 500 with the traceback logged, like the Hub
         log.exception("loopback hub: %s %s failed", request.method, request.rel_url)
         return json_response({"error": "Internal server error"}, status=500)
@@ -155,7 +156,8 @@ def create_app(
     `injected` (tests) scripts failures: see `faults.Faults`.
     """
     middlewares = [faults.middleware(injected)] if injected is not None else []
-    app = web.Application(client_max_size=1 << 34, middlewares=middlewares)
+    # Handlers read bodies through `context.read_body` with their own limits; this caps form bodies (paths-info).
+    app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=middlewares)
     app[HUB_KEY] = HubContext(
         storage=storage, tokens=dict(tokens or {}), orgs={k: list(v) for k, v in (orgs or {}).items()}
     )

@@ -15,11 +15,16 @@ from typing import Any
 
 from aiohttp import web
 
-from .context import HubContext, json_response, read_json
+from .context import HubContext, as_str, json_response, read_json
 from .errors import HubError, bad_request, forbidden, repo_not_found
 from .storage import atomic_write_json, now_iso
 
 ITEM_TYPES = ("model", "dataset", "space", "paper", "collection")
+MAX_TITLE = 200
+MAX_TEXT = 10_000
+MAX_ITEMS = 1000
+# What PATCH may change, and the type each field must have (a wrong type is a 400, never a stored value).
+_PATCHABLE = {"title": str, "description": str, "private": bool, "position": int, "theme": str}
 
 
 def slugify(title: str) -> str:
@@ -57,9 +62,28 @@ class CollectionStore:
         (self.dir / f"{data['id']}.json").unlink(missing_ok=True)
 
 
-def render(hub: HubContext, data: dict[str, Any], max_items: int | None = None) -> dict[str, Any]:
+def _item_visible(hub: HubContext, store: CollectionStore | None, user: str | None, item: dict[str, Any]) -> bool:
+    """A repo or collection in a collection is shown only to those who may see it: a private repo in a public
+    collection is not listed to others (and reads, to them, as missing)."""
+    if item["type"] in ("model", "dataset", "space"):
+        meta = hub.storage.get_repo(item["type"], item["id"])
+        return meta is not None and hub.can_read(user, meta)
+    if item["type"] == "collection" and store is not None:
+        inner = store.get(item["id"])
+        return inner is not None and _visible(hub, user, inner)
+    return True
+
+
+def render(
+    hub: HubContext,
+    data: dict[str, Any],
+    max_items: int | None = None,
+    user: str | None = None,
+    store: CollectionStore | None = None,
+) -> dict[str, Any]:
     ns = data["namespace"]
     items = sorted(data["items"], key=lambda i: i["position"])
+    items = [i for i in items if _item_visible(hub, store, user, i)]
     out_items = []
     for item in items[:max_items]:
         note = item.get("note")
@@ -106,12 +130,17 @@ async def list_or_create(hub: HubContext, request: web.Request, store: Collectio
         limit = request.query.get("limit", "")
         found = found[: int(limit)] if limit.isdigit() else found
         # The client numbers listed collections itself (`Collection(position=i, **item)`): no `position` here.
-        listed = [{k: v for k, v in render(hub, d, max_items=4).items() if k != "position"} for d in found]
+        rendered = [render(hub, d, max_items=4, user=user, store=store) for d in found]
+        listed = [{k: v for k, v in r.items() if k != "position"} for r in rendered]
         return json_response(listed)
     body = await read_json(request)
-    namespace, title = str(body.get("namespace") or user), str(body.get("title") or "").strip()
+    namespace = as_str(body.get("namespace"), "namespace", default=user or "", max_len=96) or user or ""
+    title = as_str(body.get("title"), "title", max_len=MAX_TITLE).strip()
+    description = as_str(body.get("description"), "description", max_len=MAX_TEXT) or None
     if not title:
         raise bad_request("A collection needs a title")
+    if body.get("private") is not None and not isinstance(body["private"], bool):
+        raise bad_request("private must be true or false")
     if not hub.can_write(user, namespace):
         raise forbidden(f"You don't have the rights to create a collection under the namespace {namespace}")
     existing = [d for d in store.all() if d["namespace"].lower() == namespace.lower()]
@@ -123,7 +152,7 @@ async def list_or_create(hub: HubContext, request: web.Request, store: Collectio
         "id": uuid.uuid4().hex[:24],
         "namespace": namespace,
         "title": title,
-        "description": body.get("description"),
+        "description": description,
         "private": bool(body.get("private")),
         "position": len(existing),
         "theme": "blue",
@@ -131,7 +160,7 @@ async def list_or_create(hub: HubContext, request: web.Request, store: Collectio
         "items": [],
     }
     store.save(data)
-    return json_response(render(hub, data))
+    return json_response(render(hub, data, user=user, store=store))
 
 
 def _load(hub: HubContext, request: web.Request, store: CollectionStore, slug: str, write: bool) -> dict[str, Any]:
@@ -146,17 +175,27 @@ def _load(hub: HubContext, request: web.Request, store: CollectionStore, slug: s
 
 async def collection(hub: HubContext, request: web.Request, store: CollectionStore, slug: str) -> web.Response:
     data = _load(hub, request, store, slug, write=request.method != "GET")
+    user = hub.user(request)
     if request.method == "DELETE":
         store.delete(data)
         return json_response({"success": True})
     if request.method == "PATCH":
         body = await read_json(request)
-        for key in ("title", "description", "private", "position", "theme"):
-            if body.get(key) is not None:
-                data[key] = body[key]
+        changes = {k: body[k] for k in _PATCHABLE if body.get(k) is not None}
+        for key, value in changes.items():
+            kind = _PATCHABLE[key]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise bad_request(f"Invalid {key}: expected a {kind.__name__}")
+            if isinstance(value, str) and len(value) > (MAX_TITLE if key != "description" else MAX_TEXT):
+                raise bad_request(f"Invalid {key}: too long")
+        if "title" in changes and not changes["title"].strip():
+            raise bad_request("A collection needs a title")
+        data.update(changes)
         store.save(data)
-        return json_response({"success": True, "data": render(hub, data)})
-    return json_response(render(hub, data))
+        return json_response({"success": True, "data": render(hub, data, user=user, store=store)})
+    if request.method != "GET":
+        raise HubError(405, "Method not allowed")
+    return json_response(render(hub, data, user=user, store=store))
 
 
 def _check_item(hub: HubContext, request: web.Request, store: CollectionStore, item_id: str, item_type: str) -> None:
@@ -175,17 +214,23 @@ async def items(
 ) -> web.Response:
     data = _load(hub, request, store, slug, write=True)
     body = await read_json(request)
+    note = as_str(body.get("note"), "note", max_len=MAX_TEXT) or None
     if item_oid is None:
-        item = body.get("item") or {}
-        item_id, item_type = str(item.get("id", "")), str(item.get("type", ""))
+        if request.method != "POST":
+            raise HubError(405, "Method not allowed")
+        item = body.get("item")
+        if not isinstance(item, dict):
+            raise bad_request("'item' must be an object with 'id' and 'type'")
+        item_id, item_type = as_str(item.get("id"), "item id", max_len=300), as_str(item.get("type"), "item type")
         _check_item(hub, request, store, item_id, item_type)
         if any(i["type"] == item_type and i["id"].lower() == item_id.lower() for i in data["items"]):
             raise HubError(409, "Item already in collection")
-        note = body.get("note")
+        if len(data["items"]) >= MAX_ITEMS:
+            raise bad_request(f"A collection holds at most {MAX_ITEMS} items")
         entry = {"_id": uuid.uuid4().hex[:24], "id": item_id, "type": item_type, "position": len(data["items"])}
         data["items"].append({**entry, "note": note})
         store.save(data)
-        return json_response(render(hub, data))
+        return json_response(render(hub, data, user=hub.user(request), store=store))
     ordered = sorted(data["items"], key=lambda i: i["position"])
     match = [i for i in ordered if i["_id"] == item_oid]
     if not match:
@@ -193,11 +238,14 @@ async def items(
     if request.method == "DELETE":
         ordered.remove(match[0])
     else:
-        if body.get("note") is not None:
-            match[0]["note"] = body["note"]
-        if body.get("position") is not None:
+        position = body.get("position")
+        if position is not None and (type(position) is not int or position < 0):
+            raise bad_request("position must be a non-negative integer")
+        if note is not None:
+            match[0]["note"] = note
+        if position is not None:
             ordered.remove(match[0])
-            ordered.insert(max(0, int(body["position"])), match[0])
+            ordered.insert(position, match[0])
     for pos, item in enumerate(ordered):
         item["position"] = pos
     data["items"] = ordered

@@ -20,6 +20,7 @@ from .storage import HubStorage, RepoMeta
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+MAX_JSON_BODY = 16 * 1024 * 1024  # preupload of ~100k files fits; more is not a client talking
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -53,7 +54,11 @@ class HubContext:
             if required:
                 raise unauthorized("You must be authenticated to access this resource")
             return None
-        user = self.tokens.get(token)
+        # Every known token is compared, each in constant time, so the answer's timing says nothing about them.
+        user = None
+        for known, name in self.tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                user = name
         if user is None:
             raise unauthorized()
         return user
@@ -103,16 +108,59 @@ class HubContext:
     def sign(self, *parts: str) -> str:
         return hmac.new(self.secret, "\0".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
 
+    def signed(self, signature: str, *parts: str) -> bool:
+        return hmac.compare_digest(signature.encode(), self.sign(*parts).encode())
+
+
+async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
+    """The request body, refused with 413 once it passes `limit` bytes (before reading it, when it says so)."""
+    too_large = HubError(413, f"Request body too large (the limit is {limit} bytes)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes | str, what: str = "JSON body") -> Any:
+    """JSON from a client: malformed, non-UTF-8 or absurdly nested input is a 400, never a 500."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise HubError(400, f"Invalid {what}: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HubError(400, f"Invalid {what}: {str(exc)[:200]}") from None
+
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body ({} when empty); 400 when it is not JSON."""
-    raw = await request.read()
+    """The request's JSON object body ({} when empty); 400 when it is not a JSON object, 413 when too large."""
+    raw = await read_body(request)
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise HubError(400, f"Invalid JSON body: {exc}") from exc
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise HubError(400, "Expected a JSON object")
     return data
+
+
+def int_param(request: web.Request, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+    """An integer query parameter within [low, high]; 400 when it is not one."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 or not low <= int(raw) <= high:
+        raise HubError(400, f"Invalid value for {name}: expected an integer in [{low}, {high}]")
+    return int(raw)
+
+
+def as_str(value: Any, what: str, default: str = "", max_len: int = 10_000) -> str:
+    """A string field of a JSON body (`default` when absent or null); 400 for any other type or a huge one."""
+    if value is None:
+        return default
+    if not isinstance(value, str) or len(value) > max_len:
+        raise HubError(400, f"Invalid {what}: expected a string of at most {max_len} characters")
+    return value

@@ -16,12 +16,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from . import rules
-from .context import HubContext, json_response
+from .context import HubContext, int_param, json_response, read_json
 from .errors import HubError, entry_not_found
 from .storage import Commit, Entry, RepoMeta
 
 PAGE = 1000
 PAGE_EXPANDED = 50
+MAX_PATHS = 10_000
 CHUNK = 1 << 20
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
@@ -34,10 +35,14 @@ def directories(tree: dict[str, Entry]) -> dict[str, str]:
         for i in range(1, len(parts)):
             children.setdefault("/".join(parts[:i]), [])
         children.setdefault("/".join(parts[:-1]), []).append((parts[-1], entry.oid))
+    subdirs: dict[str, list[str]] = {}
+    for d in children:
+        if d:
+            subdirs.setdefault(_parent(d), []).append(d)
     oids: dict[str, str] = {}
-    for d in sorted(children, key=lambda p: -p.count("/") - (1 if p else 0)):
-        subdirs = [(s.rsplit("/", 1)[-1], oids[s]) for s in oids if _parent(s) == d]
-        oids[d] = rules.tree_oid(children[d] + subdirs)
+    for d in sorted(children, key=lambda p: -p.count("/") - (1 if p else 0)):  # deepest first
+        subs = [(s.rsplit("/", 1)[-1], oids[s]) for s in subdirs.get(d, [])]
+        oids[d] = rules.tree_oid(children[d] + subs)
     oids.pop("", None)
     return oids
 
@@ -95,9 +100,8 @@ async def tree(hub: HubContext, request: web.Request, meta: RepoMeta, rev: str, 
         return p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :])
 
     paths = sorted(d for d in dirs if wanted(d)) + sorted(p for p in commit.tree if wanted(p))
-    limit = min(int(request.query.get("limit") or 10**9), PAGE_EXPANDED if expand else PAGE)
-    cursor = request.query.get("cursor")
-    start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
+    limit = min(int_param(request, "limit", PAGE, low=1), PAGE_EXPANDED if expand else PAGE)
+    start = _cursor(request.query.get("cursor"))
     items = entries_json(commit, paths[start : start + limit], dirs)
     if expand:
         add_last_commits(hub, meta, commit, items)
@@ -108,15 +112,33 @@ async def tree(hub: HubContext, request: web.Request, meta: RepoMeta, rev: str, 
     return json_response(items, headers=headers)
 
 
+def _cursor(cursor: str | None) -> int:
+    """The offset a `Link` cursor of ours encodes; 400 for anything else."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (ValueError, UnicodeError):
+        raw = ""
+    if not raw.isdigit() or len(raw) > 12:
+        raise HubError(400, "Invalid cursor")
+    return int(raw)
+
+
 async def paths_info(hub: HubContext, request: web.Request, meta: RepoMeta, rev: str) -> web.Response:
     commit = hub.storage.resolve(meta, rev)
     if request.content_type == "application/json":
-        body = await request.json()
-        paths, expand = list(body.get("paths") or []), bool(body.get("expand"))
+        body = await read_json(request)
+        paths, expand = body.get("paths") or [], bool(body.get("expand"))
     else:
-        form = await request.post()
-        paths = [str(p) for p in form.getall("paths", [])]
+        try:
+            form = await request.post()
+        except ValueError as exc:  # a malformed multipart or urlencoded body
+            raise HubError(400, f"Invalid form body: {str(exc)[:200]}") from None
+        paths = [p for p in form.getall("paths", []) if isinstance(p, str)]
         expand = _truthy(str(form.get("expand", "")))
+    if not isinstance(paths, list) or len(paths) > MAX_PATHS or not all(isinstance(p, str) for p in paths):
+        raise HubError(400, f"'paths' must be a list of at most {MAX_PATHS} strings")
     dirs = directories(commit.tree)
     items = entries_json(commit, list(dict.fromkeys(p.strip("/") for p in paths)), dirs)
     if expand:

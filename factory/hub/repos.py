@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import rules
-from .context import HubContext, json_response, read_json
+from .context import HubContext, as_str, int_param, json_response, read_json
 from .errors import HubError, bad_request, forbidden, revision_not_found
 from .storage import Commit, RepoMeta
 
@@ -57,16 +57,10 @@ async def create_repo(hub: HubContext, request: web.Request) -> web.Response:
     user = hub.user(request, required=True)
     assert user is not None
     body = await read_json(request)
-    repo_type = body.get("type") or "model"
-    name = str(body.get("name") or "")
-    namespace = str(body.get("organization") or user)
-    if repo_type not in ("model", "dataset", "space"):
-        raise bad_request(f"Invalid repo type: {repo_type}")
-    if not rules.REPO_NAME.match(name) or name.endswith(".git") or ".." in name:
-        raise bad_request(f"Invalid repo name: {name!r}")
+    repo_type, name, namespace = _repo_fields(body, user)
     if not hub.can_write(user, namespace):
         raise forbidden(f'You don\'t have the rights to create a {repo_type} under the namespace "{namespace}"')
-    private = body.get("visibility") == "private" if "visibility" in body else bool(body.get("private"))
+    private = _private(body)
     repo_id = f"{_canonical_namespace(hub, user, namespace)}/{name}"
     existing = hub.storage.get_repo(repo_type, repo_id)
     if existing is not None:
@@ -77,23 +71,45 @@ async def create_repo(hub: HubContext, request: web.Request) -> web.Response:
     return json_response({"url": hub.repo_url(request, meta), "name": meta.id, "id": object_id(meta.key)})
 
 
+def _repo_fields(body: dict[str, Any], user: str) -> tuple[str, str, str]:
+    """(type, name, namespace) of a create/delete body, each checked against the Hub's rules before any use."""
+    repo_type = body.get("type") or "model"
+    name, namespace = body.get("name"), body.get("organization") or user
+    if repo_type not in ("model", "dataset", "space"):
+        raise bad_request(f"Invalid repo type: {str(repo_type)[:50]!r}")
+    if not rules.valid_name(name):
+        raise bad_request(f"Invalid repo name: {str(name)[:200]!r} (use A-Z a-z 0-9 . _ -, at most 96)")
+    if not rules.valid_name(namespace):
+        raise bad_request(f"Invalid namespace: {str(namespace)[:200]!r} (use A-Z a-z 0-9 . _ -, at most 96)")
+    return repo_type, name, namespace
+
+
+def _private(body: dict[str, Any]) -> bool:
+    if "visibility" in body:
+        if body["visibility"] not in ("private", "public"):
+            raise bad_request("visibility must be 'private' or 'public'")
+        return body["visibility"] == "private"
+    if body.get("private") is not None and not isinstance(body["private"], bool):
+        raise bad_request("private must be true or false")
+    return bool(body.get("private"))
+
+
 async def delete_repo(hub: HubContext, request: web.Request) -> web.Response:
     user = hub.user(request, required=True)
+    assert user is not None
     body = await read_json(request)
-    repo_type = body.get("type") or "model"
-    repo_id = f"{body.get('organization') or user}/{body.get('name')}"
-    meta, _ = hub.repo_for_write(request, repo_type, repo_id)
+    repo_type, name, namespace = _repo_fields(body, user)
+    meta, _ = hub.repo_for_write(request, repo_type, f"{namespace}/{name}")
     hub.storage.delete_repo(meta)
     return web.Response(status=200)
 
 
 async def update_settings(hub: HubContext, request: web.Request, meta: RepoMeta) -> web.Response:
     body = await read_json(request)
-    if "visibility" in body:
-        meta = hub.storage.update_repo(meta, private=body["visibility"] == "private")
-    elif body.get("private") is not None:
-        meta = hub.storage.update_repo(meta, private=bool(body["private"]))
+    if "visibility" in body or body.get("private") is not None:
+        meta = hub.storage.update_repo(meta, private=_private(body))
     return json_response({"private": meta.private})
+
 
 
 def card_data(hub: HubContext, commit: Commit) -> dict[str, Any] | None:
@@ -166,8 +182,7 @@ async def list_repos(hub: HubContext, request: web.Request, repo_type: str) -> w
             continue
         head = hub.storage.resolve(meta, "main")
         out.append(repo_json(hub, meta, head, siblings=full, blobs=False))
-    limit = request.query.get("limit")
-    return json_response(out[: int(limit)] if limit and limit.isdigit() else out)
+    return json_response(out[: int_param(request, "limit", len(out))])
 
 
 def _ref_list(refs: dict[str, str], prefix: str) -> list[dict[str, str]]:
@@ -195,12 +210,12 @@ async def branch(hub: HubContext, request: web.Request, meta: RepoMeta, name: st
             raise revision_not_found(name)
         hub.storage.set_ref(meta, "heads", name, None)
         return json_response({})
-    if not name or name.startswith("refs/") or not rules.valid_path(name):
-        raise bad_request(f"Invalid reference for a branch: {name}")
+    if not rules.valid_ref_name(name):
+        raise bad_request(f"Invalid reference for a branch: {name[:200]!r}")
     if name in refs["heads"]:
         raise HubError(409, f"Reference refs/heads/{name} already exists")
     body = await read_json(request)
-    start = hub.storage.resolve(meta, str(body.get("startingPoint") or "main"))
+    start = hub.storage.resolve(meta, as_str(body.get("startingPoint"), "startingPoint", max_len=255) or "main")
     hub.storage.set_ref(meta, "heads", name, start.id)
     return json_response({})
 
@@ -213,9 +228,10 @@ async def tag(hub: HubContext, request: web.Request, meta: RepoMeta, name: str) 
         hub.storage.set_ref(meta, "tags", name, None)
         return json_response({})
     body = await read_json(request)
-    tag_name = str(body.get("tag") or "")
-    if not tag_name or tag_name.startswith("refs/") or not rules.valid_path(tag_name):
-        raise bad_request(f"Invalid tag name: {tag_name!r}")
+    tag_name = body.get("tag")
+    if not rules.valid_ref_name(tag_name):
+        raise bad_request(f"Invalid tag name: {str(tag_name)[:200]!r}")
+    as_str(body.get("message"), "message")
     target = hub.storage.resolve(meta, name)
     if tag_name in refs["tags"]:
         raise HubError(409, f"Reference refs/tags/{tag_name} already exists")
@@ -225,8 +241,8 @@ async def tag(hub: HubContext, request: web.Request, meta: RepoMeta, name: str) 
 
 async def list_commits(hub: HubContext, request: web.Request, meta: RepoMeta, rev: str) -> web.Response:
     head = hub.storage.resolve(meta, rev)
-    page = int(request.query.get("p", "0") or 0)
-    limit = min(int(request.query.get("limit", "100") or 100), 1000)
+    page = int_param(request, "p", 0, high=10**7)
+    limit = int_param(request, "limit", 100, low=1, high=1000)
     commits = list(hub.storage.history(meta, head))
     chunk = commits[page * limit : (page + 1) * limit]
     formatted = "formatted" in request.query.getall("expand[]", [])

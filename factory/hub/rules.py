@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -105,29 +106,92 @@ def tree_oid(children: list[tuple[str, str]]) -> str:
 
 
 _FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
+MAX_CARD_BYTES = 256 * 1024  # front matter beyond this is not metadata anyone writes by hand
+MAX_CARD_NODES = 20_000  # scalars + containers after alias expansion: a "billion laughs" card stops here
+
+
+def _count_nodes(data: Any, budget: int) -> int:
+    """Walk `data` (aliases expand to shared objects) and return what is left of `budget`; -1 when exceeded."""
+    stack = [data]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return -1
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return budget
 
 
 def card_metadata(readme: str) -> dict[str, Any] | None:
-    """The YAML front matter of a README as a dict, None if absent; raises `ValueError` if malformed."""
-    match = _FRONT_MATTER.match(readme)
+    """The YAML front matter of a README as a dict, None if absent; raises `ValueError` if malformed.
+
+    The work is bounded: the text examined is capped, and a mapping that expands (through YAML aliases,
+    or a self-referencing one) to more than `MAX_CARD_NODES` nodes is refused rather than served.
+    """
+    match = _FRONT_MATTER.match(readme[:MAX_CARD_BYTES])
     if match is None:
         return None
     try:
         data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"Invalid YAML in README.md metadata: {exc}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ValueError(f"Invalid YAML in README.md metadata: {str(exc)[:200]}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ValueError("README.md metadata must be a YAML mapping")
-    return data
+    if _count_nodes(data, MAX_CARD_NODES) < 0:
+        raise ValueError(f"README.md metadata is too large (more than {MAX_CARD_NODES} values once aliases expand)")
+    try:
+        # Normalised to what JSON can carry (dates become strings), as the Hub's `cardData` is.
+        return json.loads(json.dumps(data, default=str))
+    except (ValueError, TypeError, RecursionError):
+        raise ValueError("README.md metadata cannot be represented as JSON (a recursive alias?)") from None
 
 
-REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# Names, as the Hub accepts them (ASCII; `huggingface_hub.utils.validate_repo_id` checks the same shape).
+_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?")
+MAX_PATH = 1024  # bytes of a path in a repo; git itself allows more, the Hub's UI and our disk do not need it
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 
 
-def valid_path(path: str) -> bool:
-    """A path a commit may touch: relative, no `..`, `.` or empty segments, nothing under `.git/`."""
-    if not path or path.startswith("/") or "\\" in path:
+def valid_name(name: object) -> bool:
+    """A namespace (user, org) or repo name: 1-96 of `A-Za-z0-9._-`, no `--`/`..`, not `.git`-suffixed."""
+    return (
+        isinstance(name, str)
+        and _NAME.fullmatch(name) is not None
+        and "--" not in name
+        and ".." not in name
+        and not name.endswith(".git")
+    )
+
+
+def valid_repo_id(repo_id: object) -> bool:
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        return False
+    namespace, name = repo_id.split("/")
+    return valid_name(namespace) and valid_name(name)
+
+
+def valid_path(path: object) -> bool:
+    """A path a commit may touch: relative, no `..`, `.` or empty segments, nothing under `.git/`, no control
+    characters, at most `MAX_PATH` bytes."""
+    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path:
+        return False
+    if len(path.encode("utf-8", errors="replace")) > MAX_PATH or any(ord(c) < 32 or ord(c) == 127 for c in path):
         return False
     return all(s not in ("", ".", "..", ".git") for s in path.split("/"))
+
+
+def valid_ref_name(name: object) -> bool:
+    """A branch or tag name git's `check-ref-format` accepts (and not `refs/...`, not a commit id)."""
+    if not isinstance(name, str) or not name or len(name) > 255 or name.startswith(("refs/", "-", "/")):
+        return False
+    if name == "@" or name.endswith((".", "/", ".lock")) or _REF_FORBIDDEN.search(name):
+        return False
+    if re.fullmatch(r"[0-9a-f]{40}", name):
+        return False
+    return all(not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))

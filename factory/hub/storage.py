@@ -6,7 +6,13 @@ Layout under `root`:
     repos/<type>/<ns>/<name>/repo.json     canonical id, privacy, creation date (ids compare lower-cased)
     repos/<type>/<ns>/<name>/commits/<id>.json   one commit: parents, message, full tree path -> entry
     repos/<type>/<ns>/<name>/refs.json     branch, tag and PR heads
+    repos/<type>/<ns>/<name>/objects/<sha256>   empty markers: the LFS objects this repo may reference
     tmp/                                   staging area for atomic writes
+
+Blobs are stored once, but a repo sees only its own: a commit may reference an LFS object only when it was
+uploaded to that repo (with the content, checked against its sha256) or is already in that repo's history, so
+knowing the hash of another user's private file gives nothing. Names are checked against the Hub's rules and
+every path is resolved under `root` before it is touched.
 
 A commit writes its blobs, then its commit object, then replaces `refs.json` (temp file + `os.replace`),
 each fsync'ed first: a crash at any point leaves the previous revision the one that is served.
@@ -33,6 +39,8 @@ from . import rules
 from .errors import HubError, revision_not_found
 
 COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+REPO_TYPES = ("model", "dataset", "space")
 
 
 def now_iso() -> str:
@@ -41,7 +49,6 @@ def now_iso() -> str:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=1, sort_keys=True).encode())
-
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,29 @@ class HubStorage:
         return self.root / "blobs" / sha256[:2] / sha256
 
     def has_blob(self, sha256: str) -> bool:
-        return bool(re.fullmatch(r"[0-9a-f]{64}", sha256)) and self.blob_path(sha256).is_file()
+        return bool(SHA256.fullmatch(sha256)) and self.blob_path(sha256).is_file()
+
+    def grant_blob(self, meta: RepoMeta, sha256: str) -> None:
+        """Let `meta` reference blob `sha256` (its content was uploaded to this repo)."""
+        marker = self._repo_dir(meta.key) / "objects" / sha256
+        if SHA256.fullmatch(sha256) and not marker.exists():
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
+
+    def repo_has_blob(self, meta: RepoMeta, sha256: str) -> bool:
+        """Whether `meta` may reference `sha256`: uploaded to it, or in one of its commits (repos made before
+        markers existed). Never whether some other repo holds it."""
+        if not self.has_blob(sha256):
+            return False
+        repo_dir = self._repo_dir(meta.key)
+        if (repo_dir / "objects" / sha256).exists():
+            return True
+        for path in (repo_dir / "commits").glob("*.json"):
+            commit = self.read_commit(meta, path.stem)
+            if commit is not None and any(e.lfs and e.sha256 == sha256 for e in commit.tree.values()):
+                self.grant_blob(meta, sha256)
+                return True
+        return False
 
     def put_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
@@ -131,11 +160,21 @@ class HubStorage:
 
     # Repos -----------------------------------------------------------------------------------------
     def _repo_dir(self, key: str) -> Path:
-        return self.root / "repos" / key
+        """`repos/<type>/<ns>/<name>` for a validated key, resolved and refused unless it lies under the root."""
+        repo_type, _, repo_id = key.partition("/")
+        if repo_type not in REPO_TYPES or not rules.valid_repo_id(repo_id):
+            raise HubError(400, f"Invalid repo id: {repo_id[:200]!r}")
+        base = (self.root / "repos").resolve()
+        path = (base / key).resolve()
+        if not path.is_relative_to(base) or path == base:
+            raise HubError(400, f"Invalid repo id: {repo_id[:200]!r}")
+        return path
 
     def get_repo(self, repo_type: str, repo_id: str) -> RepoMeta | None:
+        if repo_type not in REPO_TYPES or not rules.valid_repo_id(repo_id):
+            return None
         path = self._repo_dir(repo_key(repo_type, repo_id)) / "repo.json"
-        if "/" not in repo_id or ".." in repo_id or not path.is_file():
+        if not path.is_file():
             return None
         return RepoMeta(**json.loads(path.read_text()))
 
@@ -145,6 +184,8 @@ class HubStorage:
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool, author: str) -> RepoMeta:
         """Create a repo whose `main` holds the Hub's "initial commit"; raises HubError 409 if it exists."""
+        if repo_type not in REPO_TYPES or not rules.valid_repo_id(repo_id):
+            raise HubError(400, f"Invalid repo id: {repo_id[:200]!r}")
         with self.lock:
             existing = self.get_repo(repo_type, repo_id)
             if existing is not None:

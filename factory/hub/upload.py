@@ -12,18 +12,18 @@ import binascii
 import hashlib
 import json
 import os
-import re
 from typing import Any
 
 from aiohttp import web
 
 from . import rules
-from .context import URL_PREFIX, HubContext, json_response, read_json
-from .errors import HubError, bad_request, revision_not_found
-from .storage import Commit, Entry, RepoMeta
+from .context import URL_PREFIX, HubContext, as_str, json_response, parse_json, read_body, read_json
+from .errors import HubError, bad_request, repo_not_found, revision_not_found
+from .storage import SHA256, Commit, Entry, RepoMeta, repo_key
 
 LFS_JSON = "application/vnd.git-lfs+json"
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_COMMIT_BODY = 512 * 1024 * 1024  # regular files (< 10 MB each) travel base64-inlined in the commit
+MAX_OPERATIONS = 100_000
 
 
 def _text(hub: HubContext, commit: Commit, path: str) -> str | None:
@@ -36,10 +36,13 @@ async def preupload(hub: HubContext, request: web.Request, meta: RepoMeta, rev: 
     body = await read_json(request)
     attrs = _text(hub, commit, ".gitattributes")
     patterns = rules.lfs_patterns(attrs if attrs is not None else rules.default_gitattributes(meta.type))
-    gitignore = body.get("gitIgnore") if body.get("gitIgnore") is not None else _text(hub, commit, ".gitignore")
+    gitignore = as_str(body.get("gitIgnore"), "gitIgnore", max_len=1 << 20) or _text(hub, commit, ".gitignore")
+    items = body.get("files") or []
+    if not isinstance(items, list) or len(items) > MAX_OPERATIONS:
+        raise bad_request(f"'files' must be a list of at most {MAX_OPERATIONS} objects")
     files = []
-    for item in body.get("files") or []:
-        path, size = str(item.get("path", "")), int(item.get("size") or 0)
+    for item in items:
+        path, size = _path_and_size(item)
         existing = commit.tree.get(path)
         oid = None if existing is None else existing.sha256 if existing.lfs else existing.oid
         files.append(
@@ -59,11 +62,16 @@ async def lfs_batch(hub: HubContext, request: web.Request, meta: RepoMeta) -> we
         raise HubError(422, "This server only implements the LFS 'upload' operation")
     objects: list[dict[str, Any]] = []
     base = f"{hub.base_url(request)}/{URL_PREFIX[meta.type]}{meta.id}.git/info/lfs/objects/upload"
-    for obj in body.get("objects") or []:
-        oid, size = str(obj.get("oid", "")), obj.get("size")
-        if not SHA256.match(oid) or not isinstance(size, int) or size < 0:
-            objects.append({"oid": oid, "size": size if isinstance(size, int) else 0, "error": _lfs_err("Bad oid")})
-        elif hub.storage.has_blob(oid):
+    wanted = body.get("objects") or []
+    if not isinstance(wanted, list) or len(wanted) > MAX_OPERATIONS:
+        raise HubError(422, f"'objects' must be a list of at most {MAX_OPERATIONS} objects")
+    for obj in wanted:
+        oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
+        if not isinstance(oid, str) or not SHA256.fullmatch(oid) or type(size) is not int or size < 0:
+            bad = {"oid": str(oid)[:64], "size": size if type(size) is int else 0, "error": _lfs_err("Bad oid")}
+            objects.append(bad)
+        elif hub.storage.repo_has_blob(meta, oid):
+            # Existence is answered for this repo only: another repo's objects must be uploaded again here.
             objects.append({"oid": oid, "size": size})
         else:
             href = f"{base}/{oid}?size={size}&sig={hub.sign(meta.key, oid, str(size))}"
@@ -73,15 +81,37 @@ async def lfs_batch(hub: HubContext, request: web.Request, meta: RepoMeta) -> we
     return web.Response(body=json.dumps(payload).encode(), content_type=LFS_JSON)
 
 
+def _path_and_size(item: Any) -> tuple[str, int]:
+    if not isinstance(item, dict):
+        raise bad_request("Each file must be an object with 'path' and 'size'")
+    path, size = item.get("path"), item.get("size") or 0
+    if not rules.valid_path(path):
+        raise HubError(422, f"Invalid path: {str(path)[:200]!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise bad_request(f"Invalid size for {path}: expected a non-negative integer")
+    return path, size
+
+
 def _lfs_err(message: str) -> dict[str, Any]:
     return {"code": 422, "message": message}
 
 
-async def lfs_upload(hub: HubContext, request: web.Request, meta: RepoMeta, oid: str) -> web.Response:
-    """PUT target of the batch API: stream the body to disk, check sha256 and size, keep it as a blob."""
-    size = request.query.get("size", "")
-    if not SHA256.match(oid) or not size.isdigit() or request.query.get("sig") != hub.sign(meta.key, oid, size):
+async def lfs_upload(hub: HubContext, request: web.Request, repo_type: str, repo_id: str, oid: str) -> web.Response:
+    """PUT target of the batch API: stream the body to disk, check sha256 and size, keep it as a blob.
+
+    The signature is checked before the repo is looked up, so an unsigned PUT cannot tell a private repo
+    from a missing one; the body is never read past the size the signature covers.
+    """
+    size, sig = request.query.get("size", ""), request.query.get("sig", "")
+    key = repo_key(repo_type, repo_id)
+    if not SHA256.fullmatch(oid) or not size.isascii() or not size.isdigit() or not hub.signed(sig, key, oid, size):
         raise HubError(403, "Invalid or expired upload URL")
+    meta = hub.storage.get_repo(repo_type, repo_id)
+    if meta is None:
+        raise repo_not_found()
+    expected = int(size)
+    if request.content_length is not None and request.content_length != expected:
+        raise bad_request(f"Upload of {oid} must be {expected} bytes, not {request.content_length}")
     tmp = hub.storage.new_tmp_path()
     digest, written = hashlib.sha256(), 0
     try:
@@ -89,12 +119,15 @@ async def lfs_upload(hub: HubContext, request: web.Request, meta: RepoMeta, oid:
             async for chunk in request.content.iter_chunked(1 << 20):
                 digest.update(chunk)
                 written += len(chunk)
+                if written > expected:
+                    raise bad_request(f"Upload of {oid} is larger than its declared {expected} bytes")
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         if digest.hexdigest() != oid or written != int(size):
             raise bad_request(f"Uploaded content does not match oid {oid} and size {size} (got {written} bytes)")
         hub.storage.adopt_blob(tmp, oid)
+        hub.storage.grant_blob(meta, oid)
     finally:
         tmp.unlink(missing_ok=True)
     return web.Response(status=200)
@@ -106,33 +139,38 @@ def _parse_ndjson(raw: bytes) -> tuple[dict[str, Any], list[tuple[str, dict[str,
     for line in raw.splitlines():
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-            key, value = item["key"], item["value"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise bad_request(f"Invalid ndjson line in commit payload: {exc}") from exc
+        item = parse_json(line, "ndjson line in commit payload")
+        key, value = (item.get("key"), item.get("value")) if isinstance(item, dict) else (None, None)
+        if not isinstance(value, dict):
+            raise bad_request('Invalid ndjson line in commit payload: expected {"key": ..., "value": {...}}')
         if key == "header":
             header = value
         elif key in ("file", "lfsFile", "deletedFile", "deletedFolder"):
             ops.append((key, value))
         else:
-            raise bad_request(f"Unknown commit operation: {key}")
+            raise bad_request(f"Unknown commit operation: {str(key)[:100]}")
+        if len(ops) > MAX_OPERATIONS:
+            raise bad_request(f"A commit holds at most {MAX_OPERATIONS} operations")
     if header is None:
         raise bad_request("Commit payload has no header line")
+    for field in ("summary", "description", "parentCommit"):
+        as_str(header.get(field), f"header {field}", max_len=1 << 20)
     for _, value in ops:
-        path = str(value.get("path", "")).rstrip("/") if isinstance(value, dict) else ""
-        if not rules.valid_path(path):
-            raise HubError(422, f"Invalid path in commit: {value.get('path')!r}")
+        path = value.get("path")
+        if not isinstance(path, str) or not rules.valid_path(path.rstrip("/")):
+            raise HubError(422, f"Invalid path in commit: {str(path)[:200]!r}")
     return header, ops
 
 
-def _stage(hub: HubContext, ops: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, Entry | None]]:
-    """Write every added file's blob (durable before the commit exists) and check LFS objects are present."""
+def _stage(
+    hub: HubContext, meta: RepoMeta, ops: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, str, Entry | None]]:
+    """Write every added file's blob (durable before the commit exists) and check LFS objects are this repo's."""
     staged: list[tuple[str, str, Entry | None]] = []
     for key, value in ops:
         path = str(value["path"]).rstrip("/")
         if key == "file":
-            content = str(value.get("content", ""))
+            content = as_str(value.get("content"), f"content of {path}", max_len=MAX_COMMIT_BODY)
             try:
                 data = (
                     base64.b64decode(content, validate=True) if value.get("encoding") == "base64" else content.encode()
@@ -141,15 +179,19 @@ def _stage(hub: HubContext, ops: list[tuple[str, dict[str, Any]]]) -> list[tuple
                 raise bad_request(f"Invalid base64 content for {path}") from exc
             staged.append(("add", path, hub.storage.entry_for_bytes(data)))
         elif key == "lfsFile":
-            oid = str(value.get("oid", ""))
-            if not hub.storage.has_blob(oid):
+            oid, size = value.get("oid"), value.get("size")
+            if size is not None and (type(size) is not int or size < 0):
+                raise bad_request(f"Invalid size for {path}: expected a non-negative integer")
+            # Only objects uploaded to this repo (or in its history) count: a pointer to another user's
+            # private file reads exactly like a pointer to nothing.
+            if not isinstance(oid, str) or not hub.storage.repo_has_blob(meta, oid):
                 raise bad_request(
                     "Your push was rejected because an LFS pointer pointed to a file that does not exist. "
                     f"Offending file: - {path}"
                 )
             entry = hub.storage.entry_for_lfs(oid)
-            if value.get("size") is not None and int(value["size"]) != entry.size:
-                raise bad_request(f"LFS object {oid} has size {entry.size}, not {value['size']}")
+            if size is not None and size != entry.size:
+                raise bad_request(f"LFS object {oid} has size {entry.size}, not {size}")
             staged.append(("add", path, entry))
         else:
             staged.append((key, path, None))
@@ -192,9 +234,9 @@ def _target_ref(hub: HubContext, meta: RepoMeta, rev: str) -> tuple[str, str]:
 
 
 async def commit(hub: HubContext, request: web.Request, meta: RepoMeta, user: str, rev: str) -> web.Response:
-    header, ops = _parse_ndjson(await request.read())
+    header, ops = _parse_ndjson(await read_body(request, MAX_COMMIT_BODY))
     kind, name = _target_ref(hub, meta, rev)
-    staged = _stage(hub, ops)
+    staged = _stage(hub, meta, ops)
     pr_num: str | None = None
     if request.query.get("create_pr") in ("1", "true", "True"):
         with hub.storage.lock:
@@ -202,11 +244,12 @@ async def commit(hub: HubContext, request: web.Request, meta: RepoMeta, user: st
             pr_num = str(max((int(n) for n in refs["pr"]), default=0) + 1)
             hub.storage.set_ref(meta, "pr", pr_num, refs[kind][name])
         kind, name = "pr", pr_num
-    title = str(header.get("summary") or "").strip() or "Update files"
+    title = as_str(header.get("summary"), "summary", max_len=1 << 20).strip() or "Update files"
+    description = as_str(header.get("description"), "description", max_len=1 << 20)
     try:
         new = hub.storage.commit(
-            meta, kind, name, _apply(staged), title, str(header.get("description") or ""), user,
-            parent=header.get("parentCommit"),
+            meta, kind, name, _apply(staged), title, description, user,
+            parent=header.get("parentCommit") or None,
         )  # fmt: skip
     except HubError:
         if pr_num is not None:
