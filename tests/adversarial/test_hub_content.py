@@ -78,9 +78,7 @@ def test_owner_and_uploader_still_reference_content(hub: Hub, bob_repo: str, tmp
     got = Path(hf_hub_download(bob_repo, "copy.bin", endpoint=hub.url, token=BOB, cache_dir=tmp_path))
     assert hashlib.sha256(got.read_bytes()).hexdigest() == SECRET_SHA
     # alice copies an LFS file inside her repo: the server-side copy references her own object
-    hub.alice.create_commit(
-        "alice/priv-model", [CommitOperationCopy("w.bin", "w-copy.bin")], commit_message="copy"
-    )
+    hub.alice.create_commit("alice/priv-model", [CommitOperationCopy("w.bin", "w-copy.bin")], commit_message="copy")
     assert {"w.bin", "w-copy.bin"} <= set(hub.alice.list_repo_files("alice/priv-model"))
     # and a repo made by another user under a freed name inherits nothing
     hub.alice.create_repo("alice/tmp-priv", private=True)

@@ -16,12 +16,44 @@ from tests.adversarial.conftest import Hub, inline, ndjson
 
 TOKEN = "tok-solo"
 BAD_NAMES = [
-    "..", ".", "../x", "../../../escape", "a/b", "x\n", "x\x00y", "x" * 97, "", "-x", "x-", ".hidden", "a..b",
-    "a--b", "x.git", "\u00e9t\u00e9", "a b", "a\\b", "%2e%2e", "x\r", " x", "x\t",
+    "..",
+    ".",
+    "../x",
+    "../../../escape",
+    "a/b",
+    "x\n",
+    "x\x00y",
+    "x" * 97,
+    "",
+    "-x",
+    "x-",
+    ".hidden",
+    "a..b",
+    "a--b",
+    "x.git",
+    "\u00e9t\u00e9",
+    "a b",
+    "a\\b",
+    "%2e%2e",
+    "x\r",
+    " x",
+    "x\t",
 ]
 BAD_PATHS = [
-    "../x", "a/../../x", "/abs", "a\\b", ".git/config", "a/.git/x", "a/./b", "a//b", "a\x00b", "a\nb", "x" * 2000,
-    ".", "..", "",
+    "../x",
+    "a/../../x",
+    "/abs",
+    "a\\b",
+    ".git/config",
+    "a/.git/x",
+    "a/./b",
+    "a//b",
+    "a\x00b",
+    "a\nb",
+    "x" * 2000,
+    ".",
+    "..",
+    "",
 ]
 
 
@@ -75,7 +107,9 @@ def test_bad_paths_in_commits_refused(solo: Hub, path: str) -> None:
     ):
         answer = solo.http("POST", "/api/models/solo/target/commit/main", TOKEN, data=ndjson(None, op))
         assert answer.status_code == 422, (op, answer.text)
-    pre = solo.http("POST", "/api/models/solo/target/preupload/main", TOKEN, json={"files": [{"path": path, "size": 1}]})
+    pre = solo.http(
+        "POST", "/api/models/solo/target/preupload/main", TOKEN, json={"files": [{"path": path, "size": 1}]}
+    )
     assert pre.status_code == 422
     assert solo.alice.model_info("solo/target").sha == head
 
@@ -105,8 +139,31 @@ def test_bad_repo_ids_in_urls(solo: Hub, repo: str) -> None:
     assert answer.status_code in (400, 404)
 
 
-BAD_REFS = ["../x", "a..b", "bad tag", "x~1", "x^", "x:y", "v1.lock", "-x", "a\n", "@", "x/", "/x", "a//b", "x.",
-            "refs/heads/x", "a@{1}", "q?", "s*", "[x", "a\\b", ".x", "x" * 300, "0" * 40]
+BAD_REFS = [
+    "../x",
+    "a..b",
+    "bad tag",
+    "x~1",
+    "x^",
+    "x:y",
+    "v1.lock",
+    "-x",
+    "a\n",
+    "@",
+    "x/",
+    "/x",
+    "a//b",
+    "x.",
+    "refs/heads/x",
+    "a@{1}",
+    "q?",
+    "s*",
+    "[x",
+    "a\\b",
+    ".x",
+    "x" * 300,
+    "0" * 40,
+]
 
 
 @pytest.mark.parametrize("ref", BAD_REFS, ids=repr)
@@ -127,7 +184,9 @@ def test_bad_revisions_are_not_found(solo: Hub, rev: str) -> None:
         assert answer.status_code in (400, 404)
 
 
-@pytest.mark.parametrize("slug", ["..%2F..%2Frepos", "solo/%2E%2E", "solo/x-..%2F..%2Fblobs", "solo/%00", "solo/x-%2E%2E%2F0123"])
+@pytest.mark.parametrize(
+    "slug", ["..%2F..%2Frepos", "solo/%2E%2E", "solo/x-..%2F..%2Fblobs", "solo/%00", "solo/x-%2E%2E%2F0123"]
+)
 def test_bad_collection_slugs(solo: Hub, slug: str) -> None:
     for method in ("GET", "DELETE", "PATCH"):
         answer = solo.http(method, f"/api/collections/{slug}", TOKEN, json={"title": "x"})
