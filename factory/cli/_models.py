@@ -16,6 +16,8 @@ def model_source(spec: str, home: Path) -> str:
     from factory.llm.hf_local import resolve_model_source
 
     name = spec[3:] if spec.startswith("hf:") else spec
+    if Path(name).expanduser().is_dir():  # checked by whoever loads it, for what it needs (merge: no tokenizer)
+        return str(Path(name).expanduser())
     return str(resolve_model_source(name, home))
 
 

@@ -39,6 +39,7 @@ COMMANDS = {
     "lineage": "factory.cli.lineage:lineage",
     "quickstart": "factory.cli.quickstart:quickstart",
     "prune": "factory.cli.prune:prune",
+    "merge": "factory.cli.merge:merge",
 }
 
 
