@@ -100,3 +100,49 @@ def checkpoint_dir(model_spec: str) -> Path | None:
     provider, _, model = model_spec.partition(":")
     path = Path(model) if provider == "hf" and model else None
     return path if path is not None and (path / "factory.json").is_file() else None
+
+
+@eval_.command("speculative")
+@click.option("--target", "target_spec", required=True, metavar="SPEC",
+              help="The model whose output counts: a checkpoint directory, a Hub id, hf:PATH, or local.")
+@click.option("--draft", "draft_spec", required=True, metavar="SPEC",
+              help="The smaller model that proposes tokens (e.g. a pruned target); same tokenizer as --target.")
+@click.option("--prompts", required=True, metavar="REF",
+              help="Prompts: a dataset version or a JSONL/Parquet file (messages, instruction, or prompt/text).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Use the first N prompts.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results JSON here (default: $FACTORY_HOME/evals/speculative-<draft>.json).")
+@pass_app
+def speculative(app: App, target_spec: str, draft_spec: str, prompts: str, n: int, max_new_tokens: int,
+                out: Path | None) -> None:
+    """Assisted (speculative) greedy decoding: how many of the draft's tokens the target accepts.
+
+    Reports the acceptance rate (accepted draft tokens / proposed), mean accepted tokens per step, tokens/s
+    with and without the draft, and whether the assisted outputs equal the target's own greedy outputs.
+
+    \b
+    Examples:
+      factory eval speculative --target local --draft ckpt/distill/self-distill-merged --prompts seeds:math_heldout
+    """
+    from factory.cli._fmt import table
+    from factory.cli._models import model_source, read_rows
+    from factory.eval.mt_bench import slug
+    from factory.eval.speculative import prompt_messages, run_speculative, write_results
+
+    rows, where = read_rows(app.store, prompts, n)
+    messages = prompt_messages(rows, where["ref"])
+    sources = (model_source(target_spec, app.home), model_source(draft_spec, app.home))
+    results = run_speculative(target_spec, draft_spec, messages, sources=sources, max_new_tokens=max_new_tokens)
+    results["prompts_source"] = where
+
+    def num(value: Any, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    click.echo(f"speculative decoding: target {target_spec}, draft {draft_spec}, {results['prompts']} prompts")
+    click.echo(table(["acceptance", "accepted/step", "tok/s target", "tok/s assisted", "speedup", "identical"], [[
+        num(results["acceptance_rate"]), num(results["mean_accepted_per_step"], 2),
+        num(results["tokens_per_s_target"], 1), num(results["tokens_per_s_assisted"], 1),
+        num(results["speedup"], 2), f"{results['identical']}/{results['prompts']}"]]))
+    path = out or app.home / "evals" / f"speculative-{slug(draft_spec)}.json"
+    click.echo(f"results: {write_results(results, path)}", err=True)
