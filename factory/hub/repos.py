@@ -5,7 +5,9 @@ Bodies and status codes follow what `huggingface_hub.HfApi` sends and parses (se
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -111,13 +113,20 @@ async def update_settings(hub: HubContext, request: web.Request, meta: RepoMeta)
     return json_response({"private": meta.private})
 
 
-
 def card_data(hub: HubContext, commit: Commit) -> dict[str, Any] | None:
+    """The README's metadata (None when absent or invalid), parsed once per README content: listings ask often."""
     entry = commit.tree.get("README.md")
     if entry is None:
         return None
+    return _card_of_blob(hub.storage.blob_path(entry.sha256))
+
+
+@functools.lru_cache(maxsize=1024)
+def _card_of_blob(path: Path) -> dict[str, Any] | None:
+    with open(path, "rb") as fh:
+        head = fh.read(rules.MAX_CARD_BYTES)
     try:
-        return rules.card_metadata(hub.storage.read_blob(entry.sha256).decode("utf-8", errors="replace"))
+        return rules.card_metadata(head.decode("utf-8", errors="replace"))
     except ValueError:
         return None
 

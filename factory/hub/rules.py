@@ -108,6 +108,24 @@ def tree_oid(children: list[tuple[str, str]]) -> str:
 _FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
 MAX_CARD_BYTES = 256 * 1024  # front matter beyond this is not metadata anyone writes by hand
 MAX_CARD_NODES = 20_000  # scalars + containers after alias expansion: a "billion laughs" card stops here
+MAX_CARD_DEPTH = 64  # PyYAML's scanner is quadratic in flow nesting ("[[[[..." takes seconds) and recursive
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest `[`/`{` nesting in `text`, counted without parsing (brackets in quotes count too: harmless)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _block_depth(text: str) -> int:
+    """How many distinct indentation levels the lines use: a bound on block-style nesting."""
+    return len({len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()})
 
 
 def _count_nodes(data: Any, budget: int) -> int:
@@ -135,8 +153,11 @@ def card_metadata(readme: str) -> dict[str, Any] | None:
     match = _FRONT_MATTER.match(readme[:MAX_CARD_BYTES])
     if match is None:
         return None
+    text = match.group(1)
+    if _flow_depth(text) > MAX_CARD_DEPTH or _block_depth(text) > MAX_CARD_DEPTH:
+        raise ValueError(f"README.md metadata is nested too deeply (more than {MAX_CARD_DEPTH} levels)")
     try:
-        data = yaml.safe_load(match.group(1))
+        data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:
         raise ValueError(f"Invalid YAML in README.md metadata: {str(exc)[:200]}") from None
     if data is None:
