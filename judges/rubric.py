@@ -31,9 +31,9 @@ from factory.config import StrictModel
 from factory.errors import BadInput, FactoryError
 from factory.llm.types import ChatRequest, Completion
 from factory.pipeline.execute import user_turn
-from factory.pipeline.stage import Stage
+from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema
 from factory.store.sources import require_columns
-from factory.judges.parse import Scale, Verdict, VerdictError, parse_score
+from factory.judges.parse import Scale, Verdict, VerdictError, json_object, parse_score
 from factory.judges.reliability import Reliability
 
 # Providers whose API takes a JSON schema for the reply (OpenAI json_schema, Anthropic output_config).
@@ -49,6 +49,8 @@ class JudgeConfig(StrictModel):
     temperature: float | None = Field(None, ge=0, description="judge temperature (default 0; 0.7 with repeats)")
     max_tokens: int = Field(1024, ge=1, description="longest judge reply")
     structured: bool | None = Field(None, description="ask for a JSON reply by schema (default: where supported)")
+    response_schema: str | None = Field(None, description="the verdict's schema: a pydantic model (module:Class) or "
+                                                          "JSON Schema file with a numeric `score`; typed columns")
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Sample:
     score: float
     rationale: str
     extra: dict[str, Any] = field(default_factory=dict)
+    typed: dict[str, Any] = field(default_factory=dict)  # a --set response_schema verdict's typed columns
 
 
 class JudgeStopped(FactoryError):
@@ -96,6 +99,9 @@ class Judge(Stage):
         self.reliability = Reliability(self.config.repeats, self.agreement_tolerance)
         self.llm_spec: str | None = None
         self.structured: bool | None = None
+        self.user_schema = structured_schema(self.config.response_schema, tuple(self.outputs))
+        if self.user_schema is not None and self.user_schema.columns().get("score") not in ("int", "float"):
+            raise BadInput(f"response_schema {self.config.response_schema}: a verdict schema needs a numeric `score`")
         self._window: deque[bool] = deque(maxlen=self.EARLY_STOP_WINDOW)
 
     # -- what a rubric declares ------------------------------------------------------------------------
@@ -114,7 +120,27 @@ class Judge(Stage):
         return [(self.render(self.system_template, **values), self.render(self.user_template, **values))]
 
     def read(self, texts: list[str | None]) -> Sample:
-        """One sample's verdict from the reply to each request of the row; raises `VerdictError`."""
+        """One sample's verdict from the reply to each request of the row; raises `VerdictError`.
+
+        A JSON verdict is read by its schema (validated with pydantic), not by a pattern; a server that ignored
+        the schema and answered in prose still gets the prose reader.
+        """
+        obj = json_object(texts[0] or "") if self.structured else None
+        if obj is not None:
+            from pydantic import ValidationError
+
+            schema = self.verdict_schema()
+            try:
+                obj = schema.model.model_validate(obj).model_dump(mode="json")
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(root)"
+                raise VerdictError(f"the JSON verdict does not match its schema: {where}: {first['msg']}") from None
+            score = float(obj["score"])
+            if score not in self.scale:
+                raise VerdictError(f"score {score:g} is outside the rubric's scale {self.scale.label()}")
+            typed = self.user_schema.values(obj) if self.user_schema is not None else {}
+            return Sample(score, str(obj.get("rationale") or ""), typed=typed)
         verdict: Verdict = parse_score(texts[0], self.scale)
         return Sample(verdict.score, verdict.rationale)
 
@@ -124,6 +150,23 @@ class Judge(Stage):
 
     def response_schema(self) -> dict[str, Any]:
         return SCORE_SCHEMA
+
+    def verdict_schema(self):
+        """The `OutputSchema` a structured reply is asked for and validated against."""
+        if self.user_schema is not None:
+            return self.user_schema
+        if getattr(self, "_verdict", None) is None:
+            from factory.llm.structured import OutputSchema, model_from_json_schema
+
+            schema = self.response_schema()
+            self._verdict = OutputSchema("answer", schema, model_from_json_schema(schema, "Verdict"))
+        return self._verdict
+
+    def recipe(self) -> dict[str, Any]:
+        return schema_recipe(super().recipe(), self.user_schema)
+
+    def output_schema(self) -> dict[str, Any]:  # type: ignore[override]
+        return {**super().output_schema(), **schema_columns(self.user_schema)}
 
     def extra_stats(self) -> dict[str, Any]:
         return {}
@@ -162,7 +205,7 @@ class Judge(Stage):
         temperature = c.temperature if c.temperature is not None else (0.0 if c.repeats == 1 else 0.7)
         return [ChatRequest(messages=[{"role": "user", "content": user}], system=system, temperature=temperature,
                             max_tokens=c.max_tokens, n=c.repeats,
-                            response_format=self.response_schema() if structured else None)
+                            response_format=self.verdict_schema().json_schema if structured else None)
                 for system, user in self.prompts(row, structured)]
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
@@ -194,7 +237,8 @@ class Judge(Stage):
 
     def _row(self, row: dict[str, Any], **values: Any) -> dict[str, Any]:
         """An output row: every output column present (the batch's first row fixes the columns)."""
-        return {**row, **dict.fromkeys(self.outputs), "judge_model": self.llm_spec, **values}
+        typed = self.user_schema.values(None) if self.user_schema is not None else {}
+        return {**row, **dict.fromkeys(self.outputs), **typed, "judge_model": self.llm_spec, **values}
 
     def _judge(self, row: dict[str, Any], got: list[Completion]) -> dict[str, Any]:
         failed = next((c.error for c in got if c.error), None)
@@ -216,7 +260,7 @@ class Judge(Stage):
         scores = [s.score for s in samples]
         spread = self.reliability.add(scores)
         return self._row(row, judge_score=fmean(scores), judge_rationale=samples[0].rationale, judge_spread=spread,
-                         **self.combine(samples))
+                         **samples[0].typed, **self.combine(samples))
 
     def _watch(self, result: dict[str, Any]) -> None:
         """Stop early when the judge fails on most rows: better than paying for a whole useless run."""

@@ -19,7 +19,7 @@ from factory.config import StrictModel
 from factory.hashing import short_digest
 from factory.llm.types import ChatRequest, Completion
 from factory.pipeline.execute import conversation
-from factory.pipeline.stage import Stage
+from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema, structured_values
 
 COMMON_OUTPUTS = {"id": "str", "instruction": "str", "input": "str", "response": "str",
                   "messages": "list[message]", "scheme": "str", "model": "str", "seed_id": "str", "error": "str"}
@@ -30,26 +30,42 @@ class SchemeConfig(StrictModel):
     temperature: float = Field(0.7, ge=0, description="teacher sampling temperature")
     max_tokens: int = Field(768, ge=1, description="max tokens of a teacher response")
     response_system: str | None = Field(None, description="system prompt for the response step")
+    response_schema: str | None = Field(None, description="structured output of the response step: a pydantic "
+                                                          "model (module:Class) or JSON Schema file; typed columns")
 
 
 class Scheme(Stage):
     kind: ClassVar[str] = "scheme"
     Config: ClassVar[type[StrictModel]] = SchemeConfig
 
+    def __init__(self, config: StrictModel | None = None):
+        super().__init__(config)
+        self.schema = structured_schema(getattr(self.config, "response_schema", None), tuple(self.outputs))
+
+    def recipe(self) -> dict[str, Any]:
+        return schema_recipe(super().recipe(), self.schema)
+
+    def output_schema(self) -> dict[str, Any]:  # type: ignore[override]
+        return {**super().output_schema(), **schema_columns(self.schema)}
+
     def rng(self, *parts: Any) -> random.Random:
         return random.Random(short_digest([self.config.seed, self.name, *parts]))
 
     def request(self, prompt: str, system: str | None = None, max_tokens: int | None = None,
-                temperature: float | None = None) -> ChatRequest:
+                temperature: float | None = None, schema: Any = None) -> ChatRequest:
         c = self.config
         return ChatRequest(messages=[{"role": "user", "content": prompt}], system=system,
                            temperature=c.temperature if temperature is None else temperature,
-                           max_tokens=max_tokens or c.max_tokens, seed=c.seed)
+                           max_tokens=max_tokens or c.max_tokens, seed=c.seed, schema=schema)
+
+    def response_request(self, prompt: str, system: str | None = None) -> ChatRequest:
+        """A request of the response step: the configured system prompt and structured-output schema."""
+        system = system if system is not None else self.config.response_system
+        return self.request(prompt, system, schema=self.schema)
 
     async def respond(self, llm: Any, prompts: list[str], system: str | None = None) -> list[Completion]:
         """The teacher answers each prompt (the response step every scheme ends with)."""
-        system = system if system is not None else self.config.response_system
-        return await llm.generate([self.request(p, system) for p in prompts])
+        return await llm.generate([self.response_request(p, system) for p in prompts])
 
     def row(self, *, instruction: str, input: str = "", response: str | None, model: str | None, seed_id: str,
             error: str | None = None, system: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -64,6 +80,10 @@ class Scheme(Stage):
         if system is not None:
             extra["system"] = system
         rid = f"{self.name}-{short_digest([seed_id, instruction, input, sorted(extra.items(), key=str)], 16)}"
+        if self.schema is not None:  # the response step's typed columns (a reply that breaks them fails the row)
+            typed, error = structured_values(self.schema, Completion(texts=[response or ""], error=error))
+            extra.update(typed)
+            messages = messages if error is None else None
         return {"id": rid, "instruction": instruction, "input": input,
                 "response": response if error is None else None, "messages": messages, "scheme": self.name,
                 "model": model, "seed_id": seed_id, "error": error, **extra}

@@ -12,7 +12,8 @@ LLM_HELP = ("PROVIDER:MODEL (openai:gpt-4o, anthropic:claude-sonnet-4-5, hf:PATH
 
 
 def llm_run_options(f: Callable) -> Callable:
-    """--concurrency, --rpm, --tpm, --budget, --max-retries, --timeout, --no-cache, --refresh, --dry-run."""
+    """--concurrency, --rpm, --tpm, --budget, --max-retries, --schema-retries, --timeout, --no-cache, --refresh,
+    --dry-run."""
     options = [
         click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
                      help="LLM calls in flight at once."),
@@ -24,6 +25,8 @@ def llm_run_options(f: Callable) -> Callable:
                      help="Retries of a call on 429, 5xx, timeouts and dropped connections."),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0,
                      show_default=True, help="Seconds before a call times out."),
+        click.option("--schema-retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="New tries of a reply that does not match its --schema, before the row fails."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
         click.option("--refresh", is_flag=True, help="Ask again even where an answer is cached (new samples)."),
         click.option("--dry-run", is_flag=True, help="Print what would be sent and the cost ceiling; send nothing."),
@@ -37,7 +40,8 @@ def run_settings(kw: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:
     """Pop the run options out of a command's kwargs, as keyword arguments for `load_llm`."""
     return {
         "concurrency": kw.pop("concurrency"), "rpm": kw.pop("rpm"), "tpm": kw.pop("tpm"),
-        "budget_usd": kw.pop("budget"), "max_retries": kw.pop("max_retries"), "timeout_s": kw.pop("timeout_s"),
+        "budget_usd": kw.pop("budget"), "max_retries": kw.pop("max_retries"),
+        "schema_retries": kw.pop("schema_retries"), "timeout_s": kw.pop("timeout_s"),
         "cache": not kw.pop("no_cache"), "refresh": kw.pop("refresh"), "progress": verbosity >= 0,
     }
 

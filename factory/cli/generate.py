@@ -19,10 +19,13 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--seed", type=int, help="Sampling seed sent with each request (where the provider supports it).")
+@click.option("--schema", "schema", metavar="MODULE:CLASS|FILE.json",
+              help="Structured output: a pydantic model or JSON Schema file each answer must match; its fields "
+                   "are stored as typed columns.")
 @llm_run_options
 @pass_app
 def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, system: str | None,
-             temperature: float, max_tokens: int, seed: int | None, dry_run: bool, **kw) -> None:
+             temperature: float, max_tokens: int, seed: int | None, schema: str | None, dry_run: bool, **kw) -> None:
     """Answer every row of REF with an LLM and store the answers as a new dataset version.
 
     Rows need `instruction` (with optional `input`/`context`) or `messages`; the answer goes to `response`
@@ -33,6 +36,7 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     Examples:
       factory generate dolly-seed --llm local --n 20
       factory generate dolly-seed --llm gpt4o-mini --budget 2 --concurrency 128
+      factory generate dolly-seed --llm gpt4o-mini --schema mypkg.models:Answer
     """
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
@@ -42,7 +46,8 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     store = app.store
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-answers")
-    stage = Respond(RespondConfig(system=system, temperature=temperature, max_tokens=max_tokens, seed=seed))
+    stage = Respond(RespondConfig(system=system, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                  response_schema=schema))
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:

@@ -10,15 +10,18 @@ models such as claude-2.1.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
+from factory.llm.batch_apis import AnthropicBatch
 from factory.llm.sdk_provider import SDKProvider
 from factory.llm.types import ChatRequest, Completion
 
 
-class AnthropicProvider(SDKProvider):
+class AnthropicProvider(AnthropicBatch, SDKProvider):
     name = "anthropic"
+    default_batch_limits = (100_000, 256_000_000)
     sdk, client_class = "anthropic", "AsyncAnthropic"
     base_url_env, key_env, default_host = "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "api.anthropic.com"
 
@@ -34,8 +37,11 @@ class AnthropicProvider(SDKProvider):
             params["system"] = system
         if r.stop:
             params["stop_sequences"] = r.stop
-        if r.response_format is not None:
-            params["output_config"] = {"format": {"type": "json_schema", "schema": r.response_format}}
+        schema = r.json_schema()
+        if schema is not None:  # a forced tool call: the tool's input is the structured reply
+            name = r.schema_name()
+            params["tools"] = [{"name": name, "description": "Record the answer.", "input_schema": schema}]
+            params["tool_choice"] = {"type": "tool", "name": name}
         sampling = {k: v for k, v in (("temperature", r.temperature), ("top_p", r.top_p)) if v is not None}
         if sampling and self.send_sampling:
             params["extra_body"] = sampling
@@ -47,9 +53,22 @@ class AnthropicProvider(SDKProvider):
         create = self.client().messages.create
         replies = await asyncio.gather(*(self.call(create, **params) for _ in range(request.n)))
         return Completion(
-            texts=["".join(b.text for b in r.content if getattr(b, "type", "") == "text") for r in replies],
+            texts=[message_text(r.content) for r in replies],
             finish_reason=replies[0].stop_reason,
             prompt_tokens=sum(r.usage.input_tokens for r in replies),
             completion_tokens=sum(r.usage.output_tokens for r in replies),
             model=replies[0].model or self.model, latency_s=time.perf_counter() - start,
         )
+
+
+def message_text(content: list[Any]) -> str:
+    """A reply's text: its text blocks, or the input of its (forced) tool call as JSON."""
+    tool = next((b for b in content if _get(b, "type") == "tool_use"), None)
+    if tool is not None:
+        return json.dumps(_get(tool, "input"), ensure_ascii=False)
+    return "".join(_get(b, "text") or "" for b in content if _get(b, "type") == "text")
+
+
+def _get(block: Any, key: str) -> Any:
+    """A content block's field, from the SDK's object or from the plain dict of a batch result."""
+    return block.get(key) if isinstance(block, dict) else getattr(block, key, None)

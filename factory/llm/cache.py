@@ -29,6 +29,11 @@ class ResponseCache:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against process crashes
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
                         "created REAL NOT NULL)")
+        # Batches in flight (`--batch`): which batch holds which request, so a rerun polls instead of resubmitting.
+        self.db.execute("CREATE TABLE IF NOT EXISTS batch_requests (key TEXT NOT NULL, spec TEXT NOT NULL, "
+                        "batch_id TEXT NOT NULL, custom_id TEXT NOT NULL, created REAL NOT NULL, "
+                        "PRIMARY KEY (batch_id, custom_id))")
+        self.db.execute("CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key, spec)")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         keys = list(dict.fromkeys(keys))
@@ -54,6 +59,37 @@ class ResponseCache:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def record_batch(self, batch_id: str, spec: str, members: dict[str, str]) -> None:
+        """Remember that batch `batch_id` of `spec` holds these requests (`custom_id -> key`), durably."""
+        now = time.time()
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO batch_requests VALUES (?, ?, ?, ?, ?)",
+                                [(key, spec, batch_id, cid, now) for cid, key in members.items()])
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def pending_batches(self, keys: list[str], spec: str) -> dict[str, tuple[str, str]]:
+        """key -> (batch id, custom id) for those of `keys` a recorded, unfinished batch of `spec` holds."""
+        found: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, bid, cid in self.db.execute(f"SELECT key, batch_id, custom_id FROM batch_requests "
+                                                 f"WHERE spec = ? AND key IN ({marks}) ORDER BY created",
+                                                 [spec, *chunk]):
+                found[key] = (bid, cid)  # the newest batch of a request wins
+        return found
+
+    def batch_members(self, batch_id: str) -> dict[str, str]:
+        return dict(self.db.execute("SELECT custom_id, key FROM batch_requests WHERE batch_id = ?", (batch_id,)))
+
+    def finish_batch(self, batch_id: str) -> None:
+        """Forget a batch whose results are all stored (answers cached, failures handed on)."""
+        self.db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

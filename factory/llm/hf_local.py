@@ -16,7 +16,7 @@ forked RNG (the global RNG state is left as it was): the same request and seed g
 else is in the call and whatever the batch size. Unseeded sampling requests batch freely; greedy requests
 ignore the seed.
 
-Not supported here: `response_format` (ignored; no constrained decoding).
+No constrained decoding here: with a response schema, the shared layer parses and validates each reply.
 """
 
 from __future__ import annotations

@@ -13,11 +13,12 @@ import time
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.llm.batch_apis import OpenAIBatch, openai_completion
 from factory.llm.sdk_provider import SDKProvider
 from factory.llm.types import ChatRequest, Completion
 
 
-class OpenAIProvider(SDKProvider):
+class OpenAIProvider(OpenAIBatch, SDKProvider):
     name = "openai"
     sdk, client_class = "openai", "AsyncOpenAI"
     base_url_env, key_env, default_host = "OPENAI_BASE_URL", "OPENAI_API_KEY", "api.openai.com"
@@ -45,9 +46,10 @@ class OpenAIProvider(SDKProvider):
             params["stop"] = r.stop
         if r.seed is not None:
             params["seed"] = r.seed
-        if r.response_format is not None:
+        schema = r.json_schema()
+        if schema is not None:
             params["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": "answer", "schema": r.response_format}}
+                                         "json_schema": {"name": r.schema_name(), "schema": schema, "strict": True}}
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -67,14 +69,7 @@ class OpenAIProvider(SDKProvider):
     async def _complete_http(self, request: ChatRequest) -> Completion:
         start = time.perf_counter()
         data = await self._http.create(self._params(request))
-        choices = data["choices"]
-        usage = data.get("usage") or {}
-        return Completion(
-            texts=[(c.get("message") or {}).get("content") or "" for c in choices],
-            finish_reason=choices[0].get("finish_reason") if choices else None,
-            prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0,
-            model=data.get("model") or self.model, latency_s=time.perf_counter() - start,
-        )
+        return openai_completion(data, self.model, time.perf_counter() - start)
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from factory.llm.types import Completion
 
 LOCAL_PROVIDERS = {"hf", "vllm"}
+BATCH_DISCOUNT = 0.5
 
 BUILTIN_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4": (30.0, 60.0),
@@ -44,6 +45,10 @@ class Price:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
+
+    def batch(self) -> Price:
+        """The batch-API price: OpenAI's Batch API and Anthropic's Message Batches both charge half."""
+        return Price(self.input * BATCH_DISCOUNT, self.output * BATCH_DISCOUNT)
 
 
 FREE = Price(0.0, 0.0)

@@ -30,10 +30,17 @@ class Progress:
             self.next_postfix = now + 0.5
             self.bar.set_postfix_str(self._postfix(stats), refresh=False)
 
+    def refresh(self, stats: Any) -> None:
+        """New counters while no row arrives (a batch run polling its batches)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(stats), refresh=True)
+
     @staticmethod
     def _postfix(stats: Any) -> str:
         tokens = stats.prompt_tokens + stats.completion_tokens
         parts = [f"{tokens:,} tok", f"${stats.usd:.4f}"]
+        if stats.batch_status:
+            parts.append(batch_summary(stats))
         if stats.cached:
             parts.append(f"{stats.cached} cached")
         if stats.failed:
@@ -46,3 +53,14 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(self._postfix(stats), refresh=False)
             self.bar.close()
+
+
+def batch_summary(stats: Any) -> str:
+    """`batches: 3 (1 validating, 1 in_progress, 1 completed), 1,200/3,000 requests`."""
+    states = list(stats.batch_status.values())
+    by: dict[str, int] = {}
+    for st in states:
+        by[st.status] = by.get(st.status, 0) + 1
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(by.items()))
+    finished, total = sum(st.finished for st in states), sum(st.total for st in states)
+    return f"batches: {len(states)} ({detail}), {finished:,}/{total:,} requests"

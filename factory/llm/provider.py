@@ -70,6 +70,9 @@ class Provider(ABC):
     name: ClassVar[str]
     #: Providers that run the model in-process get whole batches (see `complete_batch`).
     local: ClassVar[bool] = False
+    #: Providers with a batch API (`--batch`) implement the `batch_*` methods (see `factory.llm.batch`).
+    batch_api: ClassVar[bool] = False
+    batch_poll_s: float = 5.0
 
     def __init__(self, model: str, **options: Any):
         self.model = model
@@ -85,6 +88,27 @@ class Provider(ABC):
 
     def complete_batch(self, requests: list[ChatRequest]) -> list[Completion]:
         """Local providers: answer a batch synchronously (the runner calls this in a worker thread)."""
+        raise NotImplementedError
+
+    # -- the batch API (`--batch`); `factory.llm.batch` drives these ---------------------------------------
+    def batch_limits(self) -> tuple[int, int]:
+        """Most requests (lines) and bytes of input one batch may hold."""
+        raise NotImplementedError
+
+    def batch_lines(self, request: ChatRequest, custom_id: str) -> list[dict[str, Any]]:
+        """The batch input lines of one request (more than one where the API has no `n`)."""
+        raise NotImplementedError
+
+    async def batch_submit(self, lines: list[dict[str, Any]]) -> str:
+        """Submit one batch; its id. Raises `CallError`."""
+        raise NotImplementedError
+
+    async def batch_poll(self, batch_id: str) -> Any:
+        """The batch's `BatchState`. Raises `CallError`."""
+        raise NotImplementedError
+
+    async def batch_results(self, batch_id: str) -> dict[str | None, Any]:
+        """`custom_id -> BatchResult` of a finished batch (key None: what every request without a line got)."""
         raise NotImplementedError
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing to close

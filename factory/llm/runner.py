@@ -21,7 +21,7 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import Field
 
@@ -54,6 +54,9 @@ class RunSettings(StrictModel):
     breaker_window: int = Field(50, ge=5)
     breaker_failure_rate: float = Field(0.8, gt=0, le=1)
     batch_size: int = Field(16, ge=1, description="rows per batch for local providers")
+    schema_retries: int = Field(2, ge=0, description="new tries of a reply that does not match its --schema")
+    batch: bool = Field(False, description="send through the provider's batch API (50 % price, results within 24 h)")
+    batch_retries: int = Field(2, ge=0, description="follow-up batches for requests that expired or failed")
 
 
 class BudgetExhausted(FactoryError):
@@ -71,12 +74,17 @@ class RunStats:
     cached: int = 0  # answers taken from the cache
     failed: int = 0  # rows yielded with an error
     retries: int = 0
+    invalid: int = 0  # replies that broke their schema (each retried or failed)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float = 0.0  # spent in this run
     cached_usd: float = 0.0  # what the cached answers cost when they were bought
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
+    batches_submitted: int = 0
+    batches_resumed: int = 0  # batches of an earlier run polled again instead of resubmitted
+    batches_done: int = 0
+    batch_status: dict = field(default_factory=dict)  # batch id -> its latest `BatchState`
 
     def cost(self) -> Cost:
         """What the answers of this run cost in all, including answers bought by an earlier, interrupted run."""
@@ -103,6 +111,9 @@ class LLM:
         self.price = price
         self.stats = RunStats()
         self.limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
+        self._progress: Progress | None = None
+        if self.settings.batch and not provider.batch_api:
+            raise BadInput(f"--batch needs a provider with a batch API (openai:, anthropic:), not {provider.spec}")
 
     @property
     def spec(self) -> str:
@@ -141,8 +152,10 @@ class LLM:
         prompt = sum(approx_tokens(r) for r in todo)
         completion = sum(r.max_tokens * r.n for r in todo)
         usd = self.price.cost(prompt, completion) if self.price else float("nan")
+        batch_usd = self.price.batch().cost(prompt, completion) if self.price else float("nan")
         return {"requests": len(todo), "cached": len(requests) - len(todo), "prompt_tokens": prompt,
-                "max_completion_tokens": completion, "max_usd": usd}
+                "max_completion_tokens": completion, "max_usd": usd, "max_usd_batch": batch_usd,
+                "batch": self.settings.batch}
 
     async def stream(self, requests: Iterable[ChatRequest], total: int | None = None
                      ) -> AsyncIterator[tuple[int, Completion]]:
@@ -158,9 +171,12 @@ class LLM:
         self._ready: list[tuple[int, Completion]] = []
         self._flush_scheduled = False
         queue: asyncio.Queue = asyncio.Queue()
-        produce = self._produce_local if self.provider.local else self._produce_remote
+        if self.provider.local:
+            produce = self._produce_local
+        else:
+            produce = self._produce_batch if self.settings.batch else self._produce_remote
+        progress = self._progress = Progress(total, self.spec, enabled=self.settings.progress)
         producer = asyncio.create_task(produce(requests, queue))
-        progress = Progress(total, self.spec, enabled=self.settings.progress)
         try:
             while (item := await queue.get()) is not _DONE:
                 progress.update(self.stats)
@@ -251,15 +267,33 @@ class LLM:
             self._flush(queue)
             queue.put_nowait(_DONE)
 
+    async def _produce_batch(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
+        from factory.llm.batch import BatchJob
+
+        try:
+            todo = [item for chunk in self._chunks(requests, queue) for item in chunk]
+            if todo:
+                await BatchJob(self, todo, queue).run()
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError) and self._abort is None:
+                self._abort = exc
+            raise
+        finally:
+            self._flush(queue)
+            queue.put_nowait(_DONE)
+
+    def _refresh_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.refresh(self.stats)
+
     async def _produce_local(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
         try:
             for todo in self._chunks(requests, queue):
                 for start in range(0, len(todo), self.settings.batch_size):
                     batch = todo[start:start + self.settings.batch_size]
-                    self.stats.sent += len(batch)
-                    results = await asyncio.to_thread(self.provider.complete_batch, [r for _, r, _ in batch])
-                    for (i, _, key), c in zip(batch, results, strict=True):
-                        self._finish(i, key, c, 0.0, queue)
+                    results, invalid = await self._local_batch(batch)
+                    for k, ((i, _, key), c) in enumerate(zip(batch, results, strict=True)):
+                        self._finish(i, key, c, 0.0, queue, answered=k in invalid)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._abort = exc
@@ -268,17 +302,37 @@ class LLM:
             self._flush(queue)
             queue.put_nowait(_DONE)
 
+    async def _local_batch(self, batch: list[tuple[int, ChatRequest, str]]) -> tuple[list[Completion], set[int]]:
+        """Answers of a local batch, and which broke their schema: those are generated again, up to the limit."""
+        requests = [r for _, r, _ in batch]
+        self.stats.sent += len(requests)
+        results = await asyncio.to_thread(self.provider.complete_batch, requests)
+        for tries in range(self.settings.schema_retries + 1):
+            problems = {k: p for k, (r, c) in enumerate(zip(requests, results, strict=True))
+                        if c.error is None and (p := self._invalid(r, c)) is not None}
+            if not problems or tries == self.settings.schema_retries:
+                break
+            self.stats.retries += len(problems)
+            self.stats.sent += len(problems)
+            again = await asyncio.to_thread(self.provider.complete_batch, [requests[k] for k in problems])
+            for k, c in zip(problems, again, strict=True):
+                results[k] = c
+        for k, problem in problems.items():
+            results[k] = Completion(error=problem, texts=results[k].texts, model=results[k].model)
+        return results, set(problems)
+
     # -- one call ----------------------------------------------------------------------------------
     async def _one(self, i: int, r: ChatRequest, key: str, reserved: float, queue: asyncio.Queue) -> None:
         s = self.settings
         tokens = approx_tokens(r) + r.max_tokens * r.n
-        for attempt in range(s.max_retries + 1):
+        attempt = invalid = 0
+        while True:
             if self._abort is not None:
                 self._reserved -= reserved
                 return
             if self.limiter.active:
                 await self.limiter.acquire(tokens)
-            await self._gate.acquire(urgent=attempt > 0)
+            await self._gate.acquire(urgent=attempt + invalid > 0)
             try:
                 if self._abort is not None:
                     self._reserved -= reserved
@@ -286,11 +340,23 @@ class LLM:
                 self.stats.sent += 1
                 try:
                     completion = await self.provider.complete(r)
-                    break
+                    err = None
                 except CallError as exc:
                     err = exc
             finally:
                 self._gate.release()
+            if err is None:
+                problem = self._invalid(r, completion)
+                if problem is None:
+                    break
+                # the reply was paid for but breaks its schema: ask again (a new sample), then fail the row
+                invalid += 1
+                if invalid > s.schema_retries:
+                    completion = Completion(error=problem, texts=completion.texts, model=completion.model)
+                    self._finish(i, key, completion, reserved, queue, answered=True)
+                    return
+                self.stats.retries += 1
+                continue
             if err.fatal or (err.unreachable and self.stats.answered == 0 and attempt >= 2):
                 self._abort = err
                 self._reserved -= reserved
@@ -303,14 +369,36 @@ class LLM:
                 delay = err.retry_after * random.uniform(1.0, 1.1)
             else:
                 delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
+            attempt += 1
             await asyncio.sleep(delay)
         self._finish(i, key, completion, reserved, queue)
 
-    def _finish(self, i: int, key: str, c: Completion, reserved: float, queue: asyncio.Queue) -> None:
+    def _invalid(self, r: ChatRequest, c: Completion) -> str | None:
+        """Why an answer breaks the request's schema (None when it has none or matches); its cost is counted."""
+        if r.schema is None:
+            return None
+        from factory.llm.structured import InvalidOutput
+
+        try:
+            for text in c.texts or [None]:
+                r.schema.validate(text)
+        except InvalidOutput as exc:
+            self.stats.invalid += 1
+            usd = self.price.cost(c.prompt_tokens, c.completion_tokens) if self.price is not None else 0.0
+            self.stats.prompt_tokens += c.prompt_tokens
+            self.stats.completion_tokens += c.completion_tokens
+            self.stats.usd += usd
+            return str(exc)
+        return None
+
+    def _finish(self, i: int, key: str, c: Completion, reserved: float, queue: asyncio.Queue,
+                answered: bool = False, price: Price | None = None) -> None:
+        """Count, cache and hand on one answer. `answered`: a failed row whose call worked (a reply that broke its
+        schema), which the circuit breaker, watching the API, counts as a success."""
         self._reserved -= reserved
         if c.error is None:
             if self.price is not None:
-                c.cost_usd = self.price.cost(c.prompt_tokens, c.completion_tokens)
+                c.cost_usd = (price or self.price).cost(c.prompt_tokens, c.completion_tokens)
             if self.cache is not None:
                 self._unsaved.append((key, c))
             self.stats.answered += 1
@@ -319,7 +407,7 @@ class LLM:
             self.stats.usd += c.cost_usd
         else:
             self.stats.failed += 1
-        self._window.append(c.error is None)
+        self._window.append(c.error is None or answered)
         self._ready.append((i, c))
         if not self._flush_scheduled:  # one cache transaction for all answers that arrive in this loop tick
             self._flush_scheduled = True
@@ -344,10 +432,13 @@ class LLM:
                                         f"{last.error or 'unknown'}")
 
     def _reserve(self, r: ChatRequest) -> float | None:
-        """Reserve the worst-case cost of `r` against the budget; None when it does not fit."""
-        if self.settings.budget_usd is None or self.price is None:
+        return self._reserve_at(r, self.price)
+
+    def _reserve_at(self, r: ChatRequest, price: Price | None) -> float | None:
+        """Reserve the worst-case cost of `r` at `price` against the budget; None when it does not fit."""
+        if self.settings.budget_usd is None or price is None:
             return 0.0
-        worst = self.price.cost(approx_tokens(r), r.max_tokens * r.n)
+        worst = price.cost(approx_tokens(r), r.max_tokens * r.n)
         if self.stats.usd + self._reserved + worst > self.settings.budget_usd:
             return None
         self._reserved += worst

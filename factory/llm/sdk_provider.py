@@ -28,10 +28,17 @@ class SDKProvider(Provider):
     base_url_env: ClassVar[str]
     key_env: ClassVar[str]
     default_host: ClassVar[str]
+    default_batch_limits: ClassVar[tuple[int, int]] = (50_000, 200_000_000)
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str | None = None,
-                 timeout_s: float = 120.0, concurrency: int = 64, **options: Any):
+                 timeout_s: float = 120.0, concurrency: int = 64, batch_max_requests: int | None = None,
+                 batch_max_bytes: int | None = None, batch_poll_s: float | None = None, **options: Any):
         super().__init__(model, **options)
+        # provider options in $FACTORY_HOME/config.yaml; tests lower them to exercise splitting and polling
+        max_requests, max_bytes = self.default_batch_limits
+        self._batch_limits = (int(batch_max_requests or max_requests), int(batch_max_bytes or max_bytes))
+        if batch_poll_s is not None:
+            self.batch_poll_s = float(batch_poll_s)
         self.base_url = base_url or os.environ.get(self.base_url_env) or None
         self.api_key = resolve_key(api_key_env or self.key_env, self.base_url)
         self.timeout_s = timeout_s
@@ -41,6 +48,9 @@ class SDKProvider(Provider):
             importlib.import_module(self.sdk)  # fail now, with the install hint, not mid-run
         except ImportError as exc:
             raise missing_extra(self.sdk) from exc
+
+    def batch_limits(self) -> tuple[int, int]:
+        return self._batch_limits
 
     @property
     def where(self) -> str:

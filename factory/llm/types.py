@@ -7,9 +7,12 @@ Providers turn requests into SDK calls; retries, rate limits, caching and cost l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.hashing import digest
+
+if TYPE_CHECKING:
+    from factory.llm.structured import OutputSchema
 
 
 @dataclass
@@ -26,12 +29,25 @@ class ChatRequest:
     seed: int | None = None
     response_format: dict[str, Any] | None = None  # a JSON schema, where the provider supports it
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's bookkeeping (row id ...); never sent
+    # A structured-output schema: sent natively where the provider can, and every reply validated against it
+    # (an invalid reply is retried, then the row fails). Takes the place of `response_format`.
+    schema: OutputSchema | None = None
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the answer: what the cache key is made of."""
-        return {"messages": self.messages, "system": self.system, "temperature": self.temperature,
-                "top_p": self.top_p, "max_tokens": self.max_tokens, "n": self.n, "stop": self.stop,
-                "seed": self.seed, "response_format": self.response_format}
+        out = {"messages": self.messages, "system": self.system, "temperature": self.temperature,
+               "top_p": self.top_p, "max_tokens": self.max_tokens, "n": self.n, "stop": self.stop,
+               "seed": self.seed, "response_format": self.json_schema()}
+        if self.schema is not None and self.schema.name != "answer":
+            out["schema_name"] = self.schema.name
+        return out
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the reply must follow, if any."""
+        return self.schema.json_schema if self.schema is not None else self.response_format
+
+    def schema_name(self) -> str:
+        return self.schema.name if self.schema is not None else "answer"
 
     def cache_key(self, provider: str, model: str) -> str:
         return digest({"provider": provider, "model": model, **self.params()})

@@ -2,7 +2,8 @@
 
 Engine options pass straight through to `vllm.LLM` (`tensor_parallel_size`, `data_parallel_size`,
 `gpu_memory_utilization`, `max_model_len`, `dtype`, `quantization`, ...), so multi-GPU runs use vLLM's own
-parallelism. For a separate `vllm serve` process, use `openai:MODEL` with `OPENAI_BASE_URL` instead.
+parallelism. A request's JSON schema becomes guided decoding (structured outputs). For a separate
+`vllm serve` process, use `openai:MODEL` with `OPENAI_BASE_URL` instead.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class VLLMProvider(Provider):
         import vllm
 
         return vllm.SamplingParams(n=r.n, max_tokens=r.max_tokens, temperature=r.temperature or 0.0,
-                                   top_p=r.top_p if r.top_p is not None else 1.0, stop=r.stop, seed=r.seed)
+                                   top_p=r.top_p if r.top_p is not None else 1.0, stop=r.stop, seed=r.seed,
+                                   **_guided(r.json_schema()))
 
     async def complete(self, request: ChatRequest) -> Completion:
         return self.complete_batch([request])[0]
@@ -63,3 +65,17 @@ class VLLMProvider(Provider):
                            prompt_tokens=len(out.prompt_token_ids or []),
                            completion_tokens=sum(len(o.token_ids) for o in out.outputs),
                            model=self.spec, latency_s=share) for out in outputs]
+
+
+def _guided(schema: dict[str, Any] | None) -> dict[str, Any]:
+    """vLLM's structured-output (guided decoding) parameter for a JSON schema; its name moved across releases."""
+    if schema is None:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(json=schema)}

@@ -2,18 +2,21 @@
 
 Rows need `instruction` (with optional `input`/`context`) or `messages`; a `system` column, when present,
 wins over the configured system prompt. The answer goes to `response`, the whole conversation to
-`messages`, and a failed call keeps the row with `error` set.
+`messages`, and a failed call keeps the row with `error` set. With `response_schema` every answer is validated
+(retried, then failed) and its fields are stored as typed columns next to `response`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.llm.types import ChatRequest
 from factory.pipeline.execute import conversation, user_turn
-from factory.pipeline.stage import Stage
+from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema, structured_values
 
 
 class RespondConfig(StrictModel):
@@ -21,6 +24,8 @@ class RespondConfig(StrictModel):
     temperature: float = 0.7
     max_tokens: int = 512
     seed: int | None = None
+    response_schema: str | None = Field(None, description="pydantic model (module:Class) or JSON Schema file the "
+                                                          "answer must match; its fields become typed columns")
 
 
 class Respond(Stage):
@@ -31,6 +36,16 @@ class Respond(Stage):
     version = "1"
     outputs = {"response": "str", "messages": "list[message]", "model": "str", "error": "str"}
     Config = RespondConfig
+
+    def __init__(self, config: RespondConfig | None = None):
+        super().__init__(config)
+        self.schema = structured_schema(self.config.response_schema, tuple(self.outputs))
+
+    def recipe(self) -> dict[str, Any]:
+        return schema_recipe(super().recipe(), self.schema)
+
+    def output_schema(self) -> dict[str, Any]:  # type: ignore[override]
+        return {**super().output_schema(), **schema_columns(self.schema)}
 
     @classmethod
     def check_inputs(cls, columns: list[str], what: str) -> None:
@@ -50,15 +65,16 @@ class Respond(Stage):
     def request(self, row: dict[str, Any]) -> ChatRequest:
         c = self.config
         return ChatRequest(messages=self.prompt(row), system=row.get("system") or c.system,
-                           temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed)
+                           temperature=c.temperature, max_tokens=c.max_tokens, seed=c.seed, schema=self.schema)
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
         answers = await llm.generate([self.request(r) for r in rows])
         out = []
         for row, c in zip(rows, answers, strict=True):
+            typed, error = structured_values(self.schema, c)
             messages = None
-            if c.ok:
+            if error is None:
                 messages = conversation(row.get("system") or self.config.system, self.prompt(row), c.text)
-            out.append({**row, "response": c.text if c.ok else None, "messages": messages, "model": c.model,
-                        "error": c.error})
+            out.append({**row, "response": c.text if error is None else None, "messages": messages,
+                        "model": c.model, "error": error, **typed})
         return out

@@ -139,6 +139,44 @@ class Stage:
                 "prompts": sorted(cls.prompt_templates())}
 
 
+def structured_schema(spec: str | None, reserved: tuple[str, ...] = ()):
+    """The `OutputSchema` of a stage's `response_schema` option, or None."""
+    if not spec:
+        return None
+    from factory.llm.structured import load_schema
+
+    return load_schema(spec, reserved)
+
+
+def schema_recipe(recipe: dict[str, Any], schema: Any) -> dict[str, Any]:
+    """A recipe with the schema's content in place of its name: a version id changes when the schema does.
+
+    Without a schema the key is dropped, so stages that take none keep the version ids they always had.
+    """
+    recipe = dict(recipe)
+    recipe.pop("response_schema", None)
+    if schema is not None:
+        recipe["response_schema"] = schema.fingerprint()
+    return recipe
+
+
+def schema_columns(schema: Any) -> dict[str, Any]:
+    """The typed output columns a structured-output schema adds."""
+    return {} if schema is None else {name: polars_type(t) for name, t in schema.columns().items()}
+
+
+def structured_values(schema: Any, completion: Any) -> tuple[dict[str, Any], str | None]:
+    """(typed column values, error) of an answer; the error is the call's, or why the reply breaks the schema."""
+    if schema is None:
+        return {}, completion.error
+    if completion.error is not None:
+        return schema.values(None), completion.error
+    try:
+        return schema.values(schema.validate(completion.text)), None
+    except ValueError as exc:
+        return schema.values(None), str(exc)
+
+
 @lru_cache(maxsize=64)
 def _environment(directory: Path):
     import jinja2

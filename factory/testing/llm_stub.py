@@ -3,6 +3,7 @@
 One `StubLLMServer` serves both APIs on 127.0.0.1:
 
 * ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic), ``GET /v1/models``;
+* the batch endpoints of both (OpenAI files + batches, Anthropic message batches): `llm_stub_batch`;
 * ``GET /_stub/stats``, ``POST /_stub/reset``, ``GET|POST /_stub/config``: counters and runtime faults for
   tests in another process (no auth on these).
 
@@ -52,6 +53,7 @@ from typing import Any
 from aiohttp import web
 
 from factory.testing import llm_stub_anthropic, llm_stub_openai
+from factory.testing.llm_stub_batch import BatchBook
 from factory.testing.llm_stub_core import (
     FAULTS,
     OK,
@@ -118,6 +120,7 @@ class StubLLMServer:
         self.host, self.port = host, port
         self._stats = Stats()
         self._numbers = itertools.count(1)
+        self._batches = BatchBook(self)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -137,8 +140,8 @@ class StubLLMServer:
         return self.base_url
 
     def stats(self) -> dict[str, Any]:
-        """The counters (see `Stats.snapshot`): the same JSON that `GET /_stub/stats` returns."""
-        return self._stats.snapshot()
+        """The counters (see `Stats.snapshot`, and `batches`/`files` uploaded): what `GET /_stub/stats` returns."""
+        return {**self._stats.snapshot(), **self._batches.stats()}
 
     def reset(self) -> None:
         """Zero the counters; attempt numbers restart too, so a `script` applies afresh."""
@@ -211,6 +214,8 @@ class StubLLMServer:
             return await self._call(request, dialect)
         if request.path == "/v1/models" and request.method == "GET":
             return self._models(request)
+        if request.path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches")):
+            return await self._batch(request)
         if request.path.startswith("/_stub/"):
             return await self._control(request)
         return _json(404, llm_stub_openai.error(404, f"no route {request.method} {request.path}"))
@@ -261,6 +266,44 @@ class StubLLMServer:
             return web.Response(body=payload, content_type="application/json")
         finally:
             self._stats.end(key, status, fault, usage)
+
+    async def _batch(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The Files / Batch endpoints of both APIs (see `llm_stub_batch`)."""
+        anthropic = request.path.startswith("/v1/messages/")
+        dialect = llm_stub_anthropic if anthropic else llm_stub_openai
+        if not self.config.key_ok(_api_key(request)):
+            return _json(401, dialect.error(401, "Incorrect API key provided (stub)."))
+        book, parts, method = self._batches, request.path.strip("/").split("/"), request.method
+        if parts[:2] == ["v1", "files"]:
+            if method == "POST" and len(parts) == 2:
+                form = await request.post()
+                upload = form.get("file")
+                data = upload.file.read() if hasattr(upload, "file") else str(upload or "").encode()
+                name = getattr(upload, "filename", "upload.jsonl")
+                return _json(200, book.upload(name, data, str(form.get("purpose", ""))))
+            if len(parts) >= 3 and parts[2] in book.files:
+                if len(parts) == 4 and parts[3] == "content":
+                    return web.Response(body=book.files[parts[2]], content_type="application/octet-stream")
+                return _json(200, book.file_meta[parts[2]])
+        elif not anthropic and parts[:2] == ["v1", "batches"]:
+            if method == "POST" and len(parts) == 2:
+                return _json(*book.create_openai(json.loads(await request.read())))
+            batch = book.batches.get(parts[2]) if len(parts) >= 3 else None
+            if batch is not None:
+                if method == "POST" and parts[3:] == ["cancel"]:
+                    batch.cancelled = True
+                return _json(200, book.render_openai(batch))
+        elif anthropic:
+            if method == "POST" and len(parts) == 3:
+                return _json(*book.create_anthropic(json.loads(await request.read())))
+            batch = book.batches.get(parts[3]) if len(parts) >= 4 else None
+            if batch is not None:
+                if parts[4:] == ["results"]:
+                    if batch.stage() != "done":
+                        return _json(400, dialect.error(400, "batch has not ended (stub)"))
+                    return web.Response(body=book.anthropic_results(batch), content_type="application/binary")
+                return _json(200, book.render_anthropic(batch))
+        return _json(404, dialect.error(404, f"no such batch resource {method} {request.path} (stub)"))
 
     def _models(self, request: web.BaseRequest) -> web.Response:
         if not self.config.key_ok(_api_key(request)):

@@ -67,6 +67,8 @@ class StubConfig:
     bad_keys: tuple[str, ...] = field(default=("bad-key",), metadata=_help("API keys answered 401"))
     missing_models: tuple[str, ...] = field(default=("missing*",), metadata=_help("model patterns answered 404"))
     models: tuple[str, ...] = field(default=("stub-model",), metadata=_help("models listed by GET /v1/models"))
+    batch_latency_s: float = field(default=0.2, metadata=_help("seconds before a batch is done", "--batch-latency"))
+    batch_max_requests: int = field(default=100_000, metadata=_help("most requests in one batch; more: 400"))
 
     def __post_init__(self) -> None:
         for name in ("script", "valid_keys", "bad_keys", "missing_models", "models"):
@@ -116,6 +118,7 @@ class Call:
     temperature: float | None = None
     json_mode: bool = False
     schema: dict[str, Any] | None = None
+    tool: str | None = None  # Anthropic: the tool a forced tool call must use
     body: dict[str, Any] = field(default_factory=dict)
 
     def prompt(self) -> str:

@@ -63,7 +63,7 @@ class Orca(Scheme):
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
         messages = self.system_messages()
         picks = [self.pick_system(r) for r in rows]
-        answers = await llm.generate([self.request(r["inputs"], system=messages[k - 1])
+        answers = await llm.generate([self.response_request(r["inputs"], system=messages[k - 1])
                                       for r, k in zip(rows, picks, strict=True)])
         out = []
         for row, k, answer in zip(rows, picks, answers, strict=True):
