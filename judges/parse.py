@@ -15,22 +15,28 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-NUM = r"[-+]?\d+(?:\.\d+)?"
-_DOUBLE = re.compile(rf"\[\[\s*({NUM})\s*(?:/\s*({NUM})\s*)?\]\]")
+# Every quantifier that sits next to another one that could match the same characters is possessive (`*+`),
+# so no reply makes a pattern backtrack: "Score" followed by 1,000 spaces used to take half an hour.
+NUM = r"[-+]?\d++(?:\.\d++)?"
+_WS = r"[^\S\n]*+"
+_BOLD = r"(?:\*\*|__)?"
+_DOUBLE = re.compile(rf"\[\[\s*+({NUM})\s*+(?:/\s*+({NUM})\s*+)?\]\]")
 # "Score: 8", "**Score:** 9", "Rating - 6 / 10", "a score of 8 out of 10", "The overall rating is 7"
 _LABELED = re.compile(
-    rf"\b(?:score|rating|grade|mark)\b[^\S\n]*(?:\*\*|__)?[^\S\n]*(?:[:=\-]|is|of)?[^\S\n]*(?:\*\*|__)?[^\S\n]*"
-    rf"({NUM})(?:[^\S\n]*(?:\*\*|__)?\s*(?:/|out\s+of)\s*({NUM}))?",
+    rf"\b(?:score|rating|grade|mark)\b{_WS}{_BOLD}{_WS}(?:[:=\-]|is|of)?{_WS}{_BOLD}{_WS}"
+    rf"({NUM})(?:{_WS}{_BOLD}\s*+(?:/|out\s++of)\s*+({NUM}))?",
     re.IGNORECASE,
 )
-_FRACTION = re.compile(rf"({NUM})\s*(?:/|\bout\s+of\b)\s*({NUM})", re.IGNORECASE)
-_BARE = re.compile(rf"^\s*(?:\*\*)?\s*({NUM})\s*(?:\*\*)?\s*\.?\s*$")
-_REFUSAL = re.compile(r"\b(?:i\s*(?:can(?:no|['’])t|cannot|am\s+unable|['’]m\s+unable|won['’]t)"
-                      r"|i(?:['’]m|\s+am)\s+sorry|unable\s+to\s+(?:evaluate|rate|judge|assess|score)|as\s+an\s+ai)\b",
-                      re.IGNORECASE)
-_PAIR = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
-_PAIR_LABELED = re.compile(r"\b(?:final\s+)?verdict\s*[:=]\s*\**\s*\[?\[?\s*(A|B|C|tie)\b", re.IGNORECASE)
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+_FRACTION = re.compile(rf"({NUM})\s*+(?:/|\bout\s++of\b)\s*+({NUM})", re.IGNORECASE)
+_BARE = re.compile(rf"^\s*+(?:\*\*)?\s*+({NUM})\s*+(?:\*\*)?\s*+\.?\s*+$")
+_REFUSAL = re.compile(r"\b(?:i\s*+(?:can(?:no|['’])t|cannot|am\s++unable|['’]m\s++unable|won['’]t)"
+                      r"|i(?:['’]m|\s++am)\s++sorry|unable\s++to\s++(?:evaluate|rate|judge|assess|score)"
+                      r"|as\s++an\s++ai)\b", re.IGNORECASE)
+_PAIR = re.compile(r"\[\[\s*+(A|B|C|tie)\s*+\]\]", re.IGNORECASE)
+_PAIR_LABELED = re.compile(r"\b(?:final\s++)?verdict\s*+[:=]\s*+\**+\s*+\[?\[?\s*+(A|B|C|tie)\b", re.IGNORECASE)
+_FENCE = re.compile(r"```(?:json)?\s*+(\{[^`]*\})\s*+```")
+MAX_REPLY = 100_000  # characters of a reply that are read for a verdict; a judge that writes more is cut
+MAX_JSON_STARTS = 32  # "{" positions tried as the start of an embedded JSON object
 SCORE_KEYS = ("score", "rating", "grade", "overall_score", "judge_score")
 VERDICT_KEYS = ("verdict", "winner", "better", "choice")
 RATIONALE_KEYS = ("rationale", "explanation", "reasoning", "reason", "justification")
@@ -64,7 +70,7 @@ def parse_score(text: str | None, scale: Scale) -> Verdict:
     """The score in a judge's reply, on `scale`; raises `VerdictError` rather than guess."""
     if not text or not text.strip():
         raise VerdictError("empty reply from the judge")
-    text = text.strip()
+    text = text[:MAX_REPLY].strip()
     obj = json_object(text)
     if obj is not None:
         key = next((k for k in obj if k.lower() in SCORE_KEYS), None)
@@ -72,10 +78,10 @@ def parse_score(text: str | None, scale: Scale) -> Verdict:
             value = _json_score(obj[key], scale)
             rationale = next((str(obj[k]) for k in obj if k.lower() in RATIONALE_KEYS and obj[k]), text)
             return Verdict(_check(value, scale), rationale.strip())
-    for pattern in (_DOUBLE, _LABELED):
-        found = [_on_scale(m.group(1), m.group(2), scale) for m in pattern.finditer(text)]
-        if found:
-            return Verdict(_one(found, scale), text)
+    # "[[7]]" and "Score: 7" both count, and must agree: "Score: 3 ... [[7]]" is ambiguous, not a 7.
+    found = [_on_scale(m.group(1), m.group(2), scale) for p in (_DOUBLE, _LABELED) for m in p.finditer(text)]
+    if found:
+        return Verdict(_one(found, scale), text)
     # A bare "7/10" or "8 out of 10" counts only on the rubric's own scale ("3/4 of the steps" is not a score).
     found = [float(m.group(1)) for m in _FRACTION.finditer(text) if float(m.group(2)) == scale.high]
     if found:
@@ -90,7 +96,7 @@ def parse_pair(text: str | None) -> tuple[str, str]:
     """The pairwise verdict in a reply: ("A" | "B" | "C", rationale); "C" (and "tie") mean a tie."""
     if not text or not text.strip():
         raise VerdictError("empty reply from the judge")
-    text = text.strip()
+    text = text[:MAX_REPLY].strip()
     obj = json_object(text)
     if obj is not None:
         key = next((k for k in obj if k.lower() in VERDICT_KEYS), None)
@@ -100,12 +106,12 @@ def parse_pair(text: str | None) -> tuple[str, str]:
                 raise VerdictError(f"verdict {obj[key]!r} is not A, B or C")
             rationale = next((str(obj[k]) for k in obj if k.lower() in RATIONALE_KEYS and obj[k]), text)
             return _pair_letter(value), rationale.strip()
-    for pattern in (_PAIR, _PAIR_LABELED):
-        found = {_pair_letter(m.group(1)) for m in pattern.finditer(text)}
-        if len(found) > 1:
-            raise VerdictError(f"two different verdicts in one reply: {' and '.join(sorted(found))}")
-        if found:
-            return found.pop(), text
+    # "[[B]]" and "Verdict: A" both count, and must agree ("Verdict: A ... [[B]]" is ambiguous).
+    found = {_pair_letter(m.group(1)) for p in (_PAIR, _PAIR_LABELED) for m in p.finditer(text)}
+    if len(found) > 1:
+        raise VerdictError(f"two different verdicts in one reply: {' and '.join(sorted(found))}")
+    if found:
+        return found.pop(), text
     raise VerdictError(_missing("verdict", text))
 
 
@@ -118,15 +124,18 @@ def json_object(text: str) -> dict[str, Any] | None:
     for candidate in candidates:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             return value
+    # Each try may read to the end of the reply: only the first few "{" are tried, so the work stays linear.
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
+    for tries, match in enumerate(re.finditer(r"\{", text)):
+        if tries >= MAX_JSON_STARTS:
+            break
         try:
             value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             return value

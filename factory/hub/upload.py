@@ -155,9 +155,11 @@ def _parse_ndjson(raw: bytes) -> tuple[dict[str, Any], list[tuple[str, dict[str,
         raise bad_request("Commit payload has no header line")
     for field in ("summary", "description", "parentCommit"):
         as_str(header.get(field), f"header {field}", max_len=1 << 20)
-    for _, value in ops:
+    for key, value in ops:
         path = value.get("path")
-        if not isinstance(path, str) or not rules.valid_path(path.rstrip("/")):
+        if isinstance(path, str) and key == "deletedFolder":
+            path = path.rstrip("/")  # only a folder may be written with a trailing slash
+        if not isinstance(path, str) or not rules.valid_path(path):
             raise HubError(422, f"Invalid path in commit: {str(path)[:200]!r}")
     return header, ops
 

@@ -91,7 +91,9 @@ def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
             try:
                 value = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                return number, f"malformed JSON ({getattr(exc, 'msg', exc)})"
+                return number, f"malformed JSON ({getattr(exc, 'msg', None) or getattr(exc, 'reason', exc)})"
+            except RecursionError:
+                return number, "JSON nested too deeply"
             if not isinstance(value, dict):
                 return number, f"expected a JSON object, got {type(value).__name__}"
     return None
@@ -106,6 +108,10 @@ def _read_json(path: Path) -> pl.DataFrame:
         if exc.msg == "Extra data":  # JSON Lines under a .json name
             return _read_jsonl(path)
         raise BadInput(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: JSON nested too deeply") from None
     if isinstance(value, dict):  # {"data": [...]} or {"col": [values]}
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(value) == 1 and lists and all(isinstance(r, dict) for r in lists[0]):

@@ -39,7 +39,7 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 def check_name(name: str) -> str:
     """Dataset names are single path components: letters, digits, '.', '_', '-'; no '/' or '..'."""
-    if not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise BadInput(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' (no '/' or '..')")
     return name
 
