@@ -27,6 +27,9 @@ def llm_run_options(f: Callable) -> Callable:
                      show_default=True, help="Seconds before a call times out."),
         click.option("--schema-retries", type=click.IntRange(min=0), default=2, show_default=True,
                      help="New tries of a reply that does not match its --schema, before the row fails."),
+        click.option("--batch", is_flag=True,
+                     help="Use the provider's batch API (openai:, anthropic:): half the price, results within 24 h; "
+                          "a rerun resumes polling the batches it submitted."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
         click.option("--refresh", is_flag=True, help="Ask again even where an answer is cached (new samples)."),
         click.option("--dry-run", is_flag=True, help="Print what would be sent and the cost ceiling; send nothing."),
@@ -42,7 +45,8 @@ def run_settings(kw: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:
         "concurrency": kw.pop("concurrency"), "rpm": kw.pop("rpm"), "tpm": kw.pop("tpm"),
         "budget_usd": kw.pop("budget"), "max_retries": kw.pop("max_retries"),
         "schema_retries": kw.pop("schema_retries"), "timeout_s": kw.pop("timeout_s"),
-        "cache": not kw.pop("no_cache"), "refresh": kw.pop("refresh"), "progress": verbosity >= 0,
+        "batch": kw.pop("batch"), "cache": not kw.pop("no_cache"), "refresh": kw.pop("refresh"),
+        "progress": verbosity >= 0,
     }
 
 
@@ -53,6 +57,15 @@ def preview_rows(source: Any, limit: int | None) -> list[dict[str, Any]]:
 
 def print_estimate(llm: Any, requests: list) -> None:
     e = llm.estimate(requests)
-    usd = "unknown (no price for this model)" if e["max_usd"] != e["max_usd"] else f"at most ${e['max_usd']:.4f}"
     click.echo(f"dry run: {llm.spec}: {e['requests']} requests to send ({e['cached']} already cached), "
-               f"~{e['prompt_tokens']:,} prompt tokens, up to {e['max_completion_tokens']:,} completion tokens, {usd}")
+               f"~{e['prompt_tokens']:,} prompt tokens, up to {e['max_completion_tokens']:,} completion tokens, "
+               f"{cost_line(e['max_usd'], e['max_usd_batch'], e['batch'])}")
+
+
+def cost_line(online: float, batch: float, batched: bool) -> str:
+    """`at most $2.0000 online, $1.0000 with --batch`: both prices side by side, the chosen one first."""
+    if online != online:  # NaN: no price known
+        return "cost unknown (no price for this model)"
+    if batched:
+        return f"at most ${batch:.4f} with --batch (${online:.4f} online)"
+    return f"at most ${online:.4f} online, ${batch:.4f} with --batch"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from factory.cli._llm_options import LLM_HELP, llm_run_options, run_settings
+from factory.cli._llm_options import LLM_HELP, cost_line, llm_run_options, run_settings
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -58,7 +58,8 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
         calls, tokens = stage.budget_per_job()
         price = llm.price
         usd = "unknown (no price for this model)" if price is None else \
-            f"at most ${price.cost(0, int(jobs * tokens)):.4f} for completions, plus prompts"
+            cost_line(price.cost(0, int(jobs * tokens)), price.batch().cost(0, int(jobs * tokens)),
+                      llm.settings.batch) + " for completions, plus prompts"
         click.echo(f"dry run: {cls.name} {cls.version} from {source.ref} into {out_name} with {llm.spec}: "
                    f"{jobs} jobs, up to {int(jobs * calls):,} requests and {int(jobs * tokens):,} completion "
                    f"tokens; {usd}")

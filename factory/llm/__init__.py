@@ -20,6 +20,7 @@ __all__ = ["ChatRequest", "Completion", "load_llm"]
 def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[str, Any] | None = None,
              **settings: Any):
     """An `LLM` for `spec` (provider:model or alias), with run settings (`concurrency`, `budget_usd`, ...)."""
+    from factory.errors import BadInput
     from factory.llm.cache import ResponseCache
     from factory.llm.pricing import PriceTable
     from factory.llm.runner import LLM, RunSettings
@@ -35,7 +36,10 @@ def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[s
     if name == "hf":
         options.setdefault("home", home_path)
         options.setdefault("batch_size", run.batch_size)
-    provider = provider_class(name)(model, **options)
+    cls = provider_class(name)
+    if run.batch and not cls.batch_api:  # before a local model loads for nothing
+        raise BadInput(f"--batch needs a provider with a batch API (openai:, anthropic:), not {name}:")
+    provider = cls(model, **options)
     cache = ResponseCache(home_path / "cache" / "llm.sqlite") if home_path and run.cache else None
     price = PriceTable(config.prices).lookup(name, model)
     return LLM(provider, run, cache, price)

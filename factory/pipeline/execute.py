@@ -19,6 +19,8 @@ import polars as pl
 from factory.pipeline.stage import Stage
 from factory.store import DatasetVersion, InputRef, Store
 
+BATCH_JOB_ROWS = 50_000  # rows per stage job under --batch (each job's requests become one or more batches)
+
 
 @dataclass
 class StageResult:
@@ -58,6 +60,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         return StageResult(existing, reused=True)
     schema = {**source.scan().collect_schema(), **stage.output_schema()}
     size = batch_rows or (max(512, 8 * llm.settings.concurrency) if llm is not None else 10_000)
+    if batch_rows is None and llm is not None and llm.settings.batch:
+        size = BATCH_JOB_ROWS  # a batch takes hours, not seconds: few large jobs, not many small ones
 
     async def run() -> dict[str, int]:
         counts = {"kept": 0, "dropped": 0, "failed": 0}
@@ -84,6 +88,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         counts = {**run_sync(run()), **stage.counters}
         stage.check_result(counts, source)
         extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}} if llm is not None else {}
+        if llm is not None and llm.settings.batch:
+            extra["llm"]["batches"] = {"submitted": llm.stats.batches_submitted, "resumed": llm.stats.batches_resumed}
         # A stage may add its own manifest keys (a judge's model, rubric and reliability statistics).
         manifest_extra = getattr(stage, "manifest_extra", None)
         if manifest_extra is not None:

@@ -144,8 +144,10 @@ class StubLLMServer:
         return {**self._stats.snapshot(), **self._batches.stats()}
 
     def reset(self) -> None:
-        """Zero the counters; attempt numbers restart too, so a `script` applies afresh."""
+        """Zero the counters (batches and files kept on the server stay); attempt numbers restart too, so a
+        `script` applies afresh."""
         self._stats.reset()
+        self._batches.created = self._batches.uploaded = self._batches.lines = 0
 
     def configure(self, **changes: Any) -> StubConfig:
         """Change latency, faults, keys ... while running; requests already waiting keep the old config."""
@@ -299,7 +301,7 @@ class StubLLMServer:
             batch = book.batches.get(parts[3]) if len(parts) >= 4 else None
             if batch is not None:
                 if parts[4:] == ["results"]:
-                    if batch.stage() != "done":
+                    if batch.stage(self.config.batch_latency_s) != "done":
                         return _json(400, dialect.error(400, "batch has not ended (stub)"))
                     return web.Response(body=book.anthropic_results(batch), content_type="application/binary")
                 return _json(200, book.render_anthropic(batch))

@@ -41,11 +41,13 @@ class StubBatch:
     cancelled: bool = False
     counts: dict[str, int] = field(default_factory=dict)
 
-    def stage(self) -> str:
+    def stage(self, latency_now: float | None = None) -> str:
+        """validating / in_progress / done; lowering the server's `batch_latency_s` hurries batches in flight."""
+        latency = self.latency_s if latency_now is None else min(self.latency_s, latency_now)
         elapsed = time.time() - self.created
-        if self.cancelled or elapsed >= self.latency_s:
+        if self.cancelled or elapsed >= latency:
             return "done"
-        return "validating" if elapsed < self.latency_s / 10 else "in_progress"
+        return "validating" if elapsed < latency / 10 else "in_progress"
 
 
 class BatchBook:
@@ -88,7 +90,7 @@ class BatchBook:
         return 200, self.render_openai(batch)
 
     def render_openai(self, batch: StubBatch) -> dict[str, Any]:
-        stage = batch.stage()
+        stage = batch.stage(self.server.config.batch_latency_s)
         if stage == "done":
             self._answer(batch)
         status = {"validating": "validating", "in_progress": "in_progress"}.get(stage)
@@ -115,7 +117,7 @@ class BatchBook:
         return 200, self.render_anthropic(batch)
 
     def render_anthropic(self, batch: StubBatch) -> dict[str, Any]:
-        stage = batch.stage()
+        stage = batch.stage(self.server.config.batch_latency_s)
         if stage == "done":
             self._answer(batch)
         ended = stage == "done"
