@@ -13,8 +13,10 @@ the reliability statistics that go into the manifest.
         inputs = {"instruction": "str", "response": "str"}
         system_template, user_template = "quality_system.jinja", "quality_user.jinja"
 
-Rows whose judge call failed or whose reply does not parse are kept with `judge_error` (and counted as
-failed), never given a default score. A judge failing on most rows stops the run early with the reason.
+Rows whose judge call failed or whose reply does not parse are counted as failed, never given a default
+score and never kept by a filter: with `min_score` they are left out of the output, with `keep_all` they are
+kept with `judge_error`. A reply that does not parse is taken out of the response cache, so a rerun asks
+the judge again for exactly those rows. A judge failing on most rows stops the run early with the reason.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ class Judge(Stage):
         plan: list[tuple[int, int]] = []  # request index -> (row index, request of the row)
         requests: list[ChatRequest] = []
         answers: dict[int, list[Completion | None]] = {}
+        asked: dict[int, list[ChatRequest]] = {}
         for i, row in enumerate(rows):
             reason = self.missing(row)
             if reason is not None:
@@ -222,6 +225,7 @@ class Judge(Stage):
                 continue
             row_requests = self.requests(row, self.structured)
             answers[i] = [None] * len(row_requests)
+            asked[i] = row_requests
             plan += [(i, v) for v in range(len(row_requests))]
             requests += row_requests
         if requests:
@@ -232,6 +236,8 @@ class Judge(Stage):
                     got[v] = completion
                     if all(c is not None for c in got):
                         results[i] = self._judge(rows[i], got)  # type: ignore[arg-type]
+                        if results[i]["judge_error"] is not None:
+                            llm.forget(asked[i])  # an answer that gave no verdict is no answer: ask again next run
                         self._watch(results[i])
         return self._filter([r for r in results if r is not None])
 
@@ -271,16 +277,17 @@ class Judge(Stage):
         w = self._window
         if len(w) >= self.EARLY_STOP_MIN_ROWS and sum(w) * 2 > len(w):
             raise JudgeStopped(
-                f"stopped: the judge failed on {sum(w)} of the last {len(w)} rows (last: {error or 'ok'}); replies "
-                "are cached, so fix the rubric or pick another judge with --with, or use --refresh to ask again")
+                f"stopped: the judge failed on {sum(w)} of the last {len(w)} rows (last: {error or 'ok'}); the "
+                "verdicts it gave are cached, so fix the rubric or pick another judge with --with and rerun")
 
     def _filter(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         threshold = None if self.config.keep_all else self.config.min_score
         for r in results:
             if r["judge_error"] is not None:
-                self.counters["failed"] += 1
-                out.append(r)
+                self.counters["failed"] += 1  # never kept: a filter must not pass what it could not judge
+                if self.config.keep_all:
+                    out.append(r)
             elif threshold is None or r["judge_score"] >= threshold:
                 self.counters["kept"] += 1
                 out.append(r)

@@ -1,8 +1,9 @@
 """The lineage of a dataset version, read from the manifests of the store, shaped for the cards.
 
 `walk` returns every version upstream of (and including) a root, sources first, each once; `summarize`
-picks out what a card reader asks first: the seed data, the schemes and their teacher models, the judges
-with their rubrics and kept/dropped counts, dedup counts, and what it all cost.
+picks out what a card reader asks first: the seed data, then every step in the order it ran (schemes and
+their teacher models, judges with their rubrics, scoring and kept/dropped/failed counts, dedup counts), and
+what it all cost.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from factory.publish.papers import Citation, citation_from
 
 PaperLookup = Callable[[str, str], Any]  # (stage kind, stage name) -> a Paper-like object or None
 _RUBRIC_KEYS = ("rubric", "criteria", "min_score", "threshold", "scale")
+SCORING_WORDS = {"logprobs": "scored by the probabilities of the score tokens (G-Eval)",
+                 "verdict": "scored by parsing its written verdicts"}
 
 
 def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
@@ -30,6 +33,7 @@ def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
             paper = None
     citation = citation_from(paper, f"{m.stage.name}{m.stage.version}")
     llm = extra.get("llm") if isinstance(extra.get("llm"), dict) else {}
+    judge = extra.get("judge") if isinstance(extra.get("judge"), dict) else {}
     return {
         "ref": m.ref(), "name": m.name, "version": m.version, "created": m.created,
         "kind": m.stage.kind, "stage": m.stage.name, "stage_version": m.stage.version, "label": m.stage.label(),
@@ -37,7 +41,7 @@ def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
         "rows": m.rows, "counters": dict(m.counters), "cost": m.cost.model_dump(),
         "source": _public_source(extra.get("source")), "llm": llm.get("spec") or m.config.get("llm"),
         "inputs": [i.ref() for i in m.inputs], "paper": citation.as_dict() if citation else None,
-        "missing": False,
+        "scoring": SCORING_WORDS.get(judge.get("scoring") or ""), "missing": False,
     }
 
 
@@ -80,7 +84,10 @@ def summarize(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     for n in (n for n in present if n["kind"] == "judge"):
         rubric = {k: v for k, v in n["config"].items() if any(r in k for r in _RUBRIC_KEYS)}
         judges.append({**n, "rubric": rubric, "kept": n["counters"].get("kept", n["rows"]),
-                       "dropped": n["counters"].get("dropped", 0)})
+                       "dropped": n["counters"].get("dropped", 0), "failed": n["counters"].get("failed", 0)})
+    by_ref = {j["ref"]: j for j in judges}
+    # Every step after the seeds, in the order it ran: `walk` lists inputs before what was made from them.
+    steps = [by_ref.get(n["ref"], n) for n in present if n not in seeds]
     dedup = [n for n in present if "dedup" in n["stage"] or any("dup" in k for k in n["counters"])]
     totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}
     for n in present:
@@ -88,7 +95,7 @@ def summarize(nodes: list[dict[str, Any]]) -> dict[str, Any]:
             totals[k] += n["cost"].get(k, 0) or 0
     totals["usd"] = round(totals["usd"], 6)
     return {
-        "seeds": seeds, "schemes": schemes, "judges": judges, "dedup": dedup, "cost": totals,
+        "seeds": seeds, "schemes": schemes, "judges": judges, "dedup": dedup, "steps": steps, "cost": totals,
         "teachers": sorted({n["llm"] for n in schemes if n["llm"]}),
         "judge_models": sorted({n["llm"] for n in judges if n["llm"]}),
         "missing": [n["ref"] for n in nodes if n["missing"]],

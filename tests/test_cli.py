@@ -103,7 +103,7 @@ def test_lineage_walks_inputs(home, tmp_path):
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["datasets", "show", "nope"], 1, "error: unknown dataset 'nope'"),
+    (["datasets", "show", "nope"], 2, "error: unknown dataset 'nope'"),
     (["datasets", "import", "missing.jsonl", "--name", "x"], 2, "error: no such file: missing.jsonl"),
     (["datasets", "import", "{bad}", "--name", "../x"], 2, "error: invalid dataset name '../x'"),
     (["datasets", "import", "{bad}", "--name", "x"], 2, "bad.jsonl:2: malformed JSON"),
@@ -128,7 +128,7 @@ def test_errors_are_one_line_without_traceback(home, tmp_path, args, code, messa
 
 def test_verbose_shows_the_traceback(home):
     r = run_factory("-v", "datasets", "show", "nope", home=home)
-    assert r.returncode == 1 and "Traceback" in r.stderr and "unknown dataset" in r.stderr
+    assert r.returncode == 2 and "Traceback" in r.stderr and "unknown dataset" in r.stderr
 
 
 def test_not_a_store_is_refused_and_untouched(tmp_path):

@@ -80,7 +80,7 @@ def test_broken_pairs_are_dropped_and_counted(tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (["hh-rlhf", "plain", "--name", "x"], 2, "lacks columns chosen, rejected"),
-    (["hh-rlhf", "nope", "--name", "x"], 1, "unknown dataset 'nope'"),
+    (["hh-rlhf", "nope", "--name", "x"], 2, "unknown dataset 'nope'"),
     (["hh-rlhf", "plain", "--name", "x", "--set", "format=fancy"], 2, "config: format:"),
     (["hh-rlhf", "plain", "--name", "../x"], 2, "invalid dataset name"),
 ])

@@ -31,6 +31,8 @@ def test_single_user_with_a_generated_token(tmp_path):
     try:
         token = lines[1].strip().rsplit(" ", 1)[1]
         assert lines[1].startswith("token for user local (shown once): hf_local_")
+        # the export line is enough for another shell: endpoint and token
+        assert lines[2].startswith(f"export HF_ENDPOINT={url} HF_TOKEN={token} ")
         api = HfApi(endpoint=url, token=token)
         assert api.whoami()["name"] == "local"
         repo = api.create_repo("someorg/data", repo_type="dataset").repo_id  # the only user writes anywhere
@@ -49,6 +51,7 @@ def test_named_users_own_their_namespaces(tmp_path):
     proc, url, lines = serve(tmp_path / "home", "--token", "alice=tok-a", "--token", "bob=tok-b")
     try:
         assert "alice" in lines[0] and "bob" in lines[0] and "tok-a" not in "".join(lines)
+        assert "HF_TOKEN=<your token>" in lines[1]
         alice = HfApi(endpoint=url, token="tok-a")
         alice.create_repo("alice/model")
         try:

@@ -96,7 +96,7 @@ def test_bad_checkpoint_dirs_and_refs(hub_server, home: Path, tmp_path: Path) ->
     result, out = publish(home, str(ckpt), "--repo", "testuser/x", "--token", TOKEN)
     assert result.exit_code == 2 and "nothing loadable" in one_error_line(out)
     result, out = publish(home, "no-such-dataset", "--repo", "testuser/x", "--token", TOKEN)
-    assert result.exit_code == 1 and "unknown dataset" in one_error_line(out)
+    assert result.exit_code == 2 and "unknown dataset" in one_error_line(out)
     result, out = publish(home, "flan-seed", "--repo", "testuser/x", "--license", "made-up", "--dry-run")
     assert result.exit_code == 2 and "license 'made-up'" in one_error_line(out)
 

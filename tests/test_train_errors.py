@@ -43,7 +43,7 @@ CASES = [
     ("sft", "TINY", "chat", "full", [], 2, ["is not empty; pass --overwrite"]),
     ("sft", "TINY", "chat", "new", ["bogus=1"], 2, ["config: unknown key 'bogus'"]),
     ("dpo", "TINY", "prefs", "new", ["training.bta=0.1"], 2, ["unknown key 'training.bta'", "did you mean 'beta'"]),
-    ("sft", "TINY", "nope", "new", [], 1, ["unknown dataset 'nope'"]),
+    ("sft", "TINY", "nope", "new", [], 2, ["unknown dataset 'nope'"]),
 ]
 
 

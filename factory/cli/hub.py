@@ -73,7 +73,10 @@ def serve(app: App, port: int, host: str, root: Path | None, tokens: tuple[str, 
     click.echo(f"Hub serving {root} at {server.url}  (users: {', '.join(sorted(set(users.values())))})")
     if fresh:
         click.echo(f"token for user local (shown once): {fresh}")
-    click.echo(f"export HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1   # Ctrl-C to stop")
+    # The line to paste into another shell must carry a token, or `factory publish` there finds none;
+    # tokens the user chose are theirs to paste (we never echo them).
+    token = fresh or "<your token>"
+    click.echo(f"export HF_ENDPOINT={server.url} HF_TOKEN={token} HF_HUB_DISABLE_XET=1   # Ctrl-C to stop")
     stop = threading.Event()
     try:
         stop.wait()

@@ -37,8 +37,8 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
     """Score every row of REF with a judge LLM and store the scored rows as a new dataset version.
 
     Adds `judge_score` (null when the judge failed), `judge_rationale`, `judge_model` and `judge_error`.
-    By default only rows scoring at least the threshold are kept (rows the judge failed on are kept with
-    `judge_error`); the manifest counts kept/dropped/failed rows and records the judge, the rubric and
+    By default only rows scoring at least the threshold are kept (rows the judge failed on are left out, and
+    kept with `judge_error` under --keep-all); the manifest counts kept/dropped/failed rows and records the judge, the rubric and
     reliability statistics. Judge replies are cached: a rerun costs nothing.
 
     \b
@@ -79,7 +79,9 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
                    f"${m.cost.usd:.4f}", err=True)
     click.echo(summary(getattr(m, "judge", None) or {}), err=True)
     if m.counters.get("failed"):
-        click.echo("rows the judge failed on are kept with `judge_error`; a rerun retries failed calls", err=True)
+        where = "kept with `judge_error`" if keep_all else "left out"
+        click.echo(f"{m.counters['failed']} rows the judge failed on are {where}, counted failed; rerunning the "
+                   "same command asks the judge again for just those rows", err=True)
     click.echo(m.ref())
 
 

@@ -81,8 +81,8 @@ class LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
+            raise  # click ends a closed pipe (`factory datasets show X | head`) quietly
         except FactoryError as exc:
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:

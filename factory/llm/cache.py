@@ -16,7 +16,8 @@ from pathlib import Path
 
 from factory.llm.types import Completion
 
-_FIELDS = ("texts", "finish_reason", "prompt_tokens", "completion_tokens", "model", "latency_s", "cost_usd")
+_FIELDS = ("texts", "finish_reason", "prompt_tokens", "completion_tokens", "model", "latency_s", "cost_usd",
+           "choice_probs")
 
 
 class ResponseCache:
@@ -90,6 +91,12 @@ class ResponseCache:
     def finish_batch(self, batch_id: str) -> None:
         """Forget a batch whose results are all stored (answers cached, failures handed on)."""
         self.db.execute("DELETE FROM batch_requests WHERE batch_id = ?", (batch_id,))
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Drop answers that turned out unusable (one transaction)."""
+        keys = list(keys)
+        if keys:
+            self.db.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in keys])
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -16,6 +16,7 @@ from factory.llm.types import ChatRequest, Completion
 class HFProvider(Provider):
     name = "hf"
     local = True
+    choice_scoring = "native"  # prefill and exact choice probabilities (factory.llm.hf_score)
 
     def __init__(self, model: str, *, home: Path | None = None, device: str | None = None, dtype: str | None = None,
                  batch_size: int = 16, **options: Any):
@@ -30,7 +31,18 @@ class HFProvider(Provider):
         return self.complete_batch([request])[0]
 
     def complete_batch(self, requests: list[ChatRequest]) -> list[Completion]:
-        results = self.generator.generate(requests)
+        from factory.llm.hf_score import score_batch
+
+        scoring = [i for i, r in enumerate(requests) if r.choices]
+        writing = [i for i, r in enumerate(requests) if not r.choices]
+        results: list[Completion | None] = [None] * len(requests)
+        if scoring:
+            scored = score_batch(self.generator, [requests[i] for i in scoring], self.generator.batch_size)
+            for i, c in zip(scoring, scored, strict=True):
+                results[i] = c
+        if writing:
+            for i, c in zip(writing, self.generator.generate([requests[i] for i in writing]), strict=True):
+                results[i] = c
         for c in results:
             c.model = self.spec
-        return results
+        return results  # type: ignore[return-value]

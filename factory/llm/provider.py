@@ -73,6 +73,9 @@ class Provider(ABC):
     #: Providers with a batch API (`--batch`) implement the `batch_*` methods (see `factory.llm.batch`).
     batch_api: ClassVar[bool] = False
     batch_poll_s: float = 5.0
+    #: How a request with `choices` is answered: "native" (the model's own next-token probabilities, with
+    #: the reply prefilled), "logprobs" (the API's top logprobs of the first reply token), None (not at all).
+    choice_scoring: ClassVar[str | None] = None
 
     def __init__(self, model: str, **options: Any):
         self.model = model
@@ -85,6 +88,11 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, request: ChatRequest) -> Completion:
         """Answer one request or raise `CallError`."""
+
+    def ready(self) -> None:  # noqa: B027 - optional hook
+        """Raise a `FactoryError` when no call can succeed (no API key): checked before a run sends anything.
+
+        A dry run never calls it, so estimating needs no key."""
 
     def complete_batch(self, requests: list[ChatRequest]) -> list[Completion]:
         """Local providers: answer a batch synchronously (the runner calls this in a worker thread)."""

@@ -144,6 +144,12 @@ class LLM:
     async def aclose(self) -> None:
         await self.provider.aclose()
 
+    def forget(self, requests: Iterable[ChatRequest]) -> None:
+        """Take these requests' answers out of the cache: the caller could not use them (a judge's reply
+        without a verdict), so a rerun must ask again rather than replay a failure as a success."""
+        if self.cache is not None:
+            self.cache.delete([self.key(r) for r in requests])
+
     def estimate(self, requests: Iterable[ChatRequest]) -> dict[str, float]:
         """What a run would send and cost at most: for `--dry-run`."""
         requests = list(requests)
@@ -162,6 +168,7 @@ class LLM:
         if self.settings.budget_usd is not None and self.price is None:
             raise BadInput(f"no price is known for {self.spec}, so --budget cannot be enforced; "
                            "add it under `prices:` in $FACTORY_HOME/config.yaml")
+        self.provider.ready()
         self._abort: CallError | BaseException | None = None
         self._budget_hit = False
         self._reserved = 0.0

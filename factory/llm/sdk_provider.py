@@ -13,13 +13,14 @@ from factory.errors import FactoryError
 from factory.llm.provider import Provider, missing_extra
 
 
-def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY") -> str:
+def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY") -> str | None:
+    """The key to send, or None when there is none (a dry run needs none; a real call fails in `ready`)."""
     key = os.environ.get(env_var)
     if key:
         return key
     if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
         return default_local  # local servers (vllm serve, llama.cpp) accept any key
-    raise FactoryError(f"no API key: set {env_var}")
+    return None
 
 
 class SDKProvider(Provider):
@@ -40,7 +41,8 @@ class SDKProvider(Provider):
         if batch_poll_s is not None:
             self.batch_poll_s = float(batch_poll_s)
         self.base_url = base_url or os.environ.get(self.base_url_env) or None
-        self.api_key = resolve_key(api_key_env or self.key_env, self.base_url)
+        self.key_env_name = api_key_env or self.key_env
+        self.api_key = resolve_key(self.key_env_name, self.base_url)
         self.timeout_s = timeout_s
         self.concurrency = concurrency
         self._client = None
@@ -57,9 +59,14 @@ class SDKProvider(Provider):
         """`openai:gpt-4o at https://...`: what error messages name."""
         return f"{self.spec} at {self.base_url or self.default_host}"
 
+    def ready(self) -> None:
+        if self.api_key is None:
+            raise FactoryError(f"no API key: set {self.key_env_name}")
+
     def client(self) -> Any:
         """The SDK's async client on its aiohttp transport, with the SDK's own retries off (ours run)."""
         if self._client is None:
+            self.ready()
             import httpx2
 
             sdk = importlib.import_module(self.sdk)

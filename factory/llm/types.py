@@ -28,6 +28,10 @@ class ChatRequest:
     stop: list[str] | None = None
     seed: int | None = None
     response_format: dict[str, Any] | None = None  # a JSON schema, where the provider supports it
+    # Score these continuations instead of writing text: the answer's `choice_probs` holds the probability
+    # of each (G-Eval's judge scoring). `prefix` opens the assistant's reply where the provider can prefill.
+    choices: list[str] | None = None
+    prefix: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # the caller's bookkeeping (row id ...); never sent
     # A structured-output schema: sent natively where the provider can, and every reply validated against it
     # (an invalid reply is retried, then the row fails). Takes the place of `response_format`.
@@ -40,6 +44,8 @@ class ChatRequest:
                "seed": self.seed, "response_format": self.json_schema()}
         if self.schema is not None and self.schema.name != "answer":
             out["schema_name"] = self.schema.name
+        if self.choices is not None:  # only then, so the keys of answers cached before stay what they were
+            out.update(choices=self.choices, prefix=self.prefix)
         return out
 
     def json_schema(self) -> dict[str, Any] | None:
@@ -72,6 +78,8 @@ class Completion:
     cost_usd: float = 0.0
     error: str | None = None
     cached: bool = False
+    # For a request with `choices`: each choice's probability (not normalised: what the model put on it).
+    choice_probs: dict[str, float] | None = None
 
     @property
     def text(self) -> str | None:

@@ -141,20 +141,20 @@ class Store:
         if "@" not in ref and (os.sep in ref or "/" in ref or ref.startswith(".")):
             v = self._load(Path(ref))
             if v is None:
-                raise FactoryError(f"{ref} is not a dataset version directory (no {MANIFEST})")
+                raise BadInput(f"{ref} is not a dataset version directory (no {MANIFEST})")
             return v
         name, _, prefix = ref.partition("@")
         check_name(name)
         if not prefix:
             v = self.latest(name)
             if v is None:
-                raise FactoryError(f"unknown dataset {name!r}{self._known_hint()}")
+                raise BadInput(f"unknown dataset {name!r}{self._known_hint()}")
             return v
         if not _HEX.match(prefix):
             raise BadInput(f"invalid version {prefix!r} in {ref!r}: versions are hex ids")
         matches = [v for v in self.versions(name) if v.version.startswith(prefix)]
         if not matches:
-            raise FactoryError(f"no version {prefix!r} of dataset {name!r}{self._known_hint(name)}")
+            raise BadInput(f"no version {prefix!r} of dataset {name!r}{self._known_hint(name)}")
         if len(matches) > 1:
             raise BadInput(f"{ref!r} is ambiguous: {', '.join(v.version for v in matches)}")
         return matches[0]

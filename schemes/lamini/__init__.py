@@ -55,7 +55,8 @@ class LaMini(Scheme):
 
     def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None) -> Iterator[list[dict]]:
         """One job per generation request, planned up front from the seed pool."""
-        pool = source.scan().select("id" if "id" in source.manifest.columns else "instruction", "instruction")
+        # Real seed sets often have no `id` (dolly-15k): read only what is there, and never a column twice.
+        pool = source.scan().select(["id", "instruction"] if "id" in source.manifest.columns else ["instruction"])
         seeds = pool.collect().to_dicts() if limit is None else pool.head(limit).collect().to_dicts()
         if not seeds:
             return
