@@ -28,6 +28,7 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.errors import BadInput, FactoryError
 from factory.llm.cache import ResponseCache
+from factory.llm.feed import RequestFeed
 from factory.llm.limits import Gate, RateLimiter
 from factory.llm.pricing import Price
 from factory.llm.progress import Progress
@@ -163,8 +164,9 @@ class LLM:
                 "max_completion_tokens": completion, "max_usd": usd, "max_usd_batch": batch_usd,
                 "batch": self.settings.batch}
 
-    async def stream(self, requests: Iterable[ChatRequest], total: int | None = None
+    async def stream(self, requests: Iterable[ChatRequest] | RequestFeed, total: int | None = None
                      ) -> AsyncIterator[tuple[int, Completion]]:
+        """(index, answer) as answers arrive. `requests` may be a `RequestFeed` that the caller keeps filling."""
         if self.settings.budget_usd is not None and self.price is None:
             raise BadInput(f"no price is known for {self.spec}, so --budget cannot be enforced; "
                            "add it under `prices:` in $FACTORY_HOME/config.yaml")
@@ -208,34 +210,39 @@ class LLM:
     def _lookup(self, requests: list[ChatRequest]) -> dict[str, Completion]:
         return self.cache.get_many(self.key(r) for r in requests) if self.cache else {}
 
-    def _chunks(self, requests: Iterable[ChatRequest], queue: asyncio.Queue):
+    def _todo(self, chunk: list[tuple[int, ChatRequest]], queue: asyncio.Queue) -> list[tuple[int, ChatRequest, str]]:
         """(index, request, key) of each request not answered yet; cached answers go straight to the queue."""
-        chunk: list[tuple[int, ChatRequest]] = []
         use_cache = self.cache is not None and not self.settings.refresh
+        hits = self._lookup([r for _, r in chunk]) if use_cache else {}
+        todo = []
+        for i, r in chunk:
+            key = self.key(r)
+            if key in hits:
+                c = hits[key]
+                self.stats.cached += 1
+                self.stats.cached_usd += c.cost_usd
+                self.stats.cached_prompt_tokens += c.prompt_tokens
+                self.stats.cached_completion_tokens += c.completion_tokens
+                queue.put_nowait((i, c))
+            else:
+                todo.append((i, r, key))
+        return todo
 
-        def flush():
-            hits = self._lookup([r for _, r in chunk]) if use_cache else {}
-            todo = []
-            for i, r in chunk:
-                key = self.key(r)
-                if key in hits:
-                    c = hits[key]
-                    self.stats.cached += 1
-                    self.stats.cached_usd += c.cost_usd
-                    self.stats.cached_prompt_tokens += c.prompt_tokens
-                    self.stats.cached_completion_tokens += c.completion_tokens
-                    queue.put_nowait((i, c))
-                else:
-                    todo.append((i, r, key))
-            chunk.clear()
-            return todo
-
+    async def _chunks(self, requests: Iterable[ChatRequest] | RequestFeed, queue: asyncio.Queue, most: int = CHUNK
+                      ) -> AsyncIterator[list[tuple[int, ChatRequest, str]]]:
+        """The requests still to send, a chunk at a time; from a `RequestFeed`, what has been put so far."""
+        if isinstance(requests, RequestFeed):
+            while (items := await requests.take(most)) is not None:
+                yield self._todo(items, queue)
+            return
+        chunk: list[tuple[int, ChatRequest]] = []
         for item in enumerate(requests):
             chunk.append(item)
             if len(chunk) >= CHUNK:
-                yield flush()
+                yield self._todo(chunk, queue)
+                chunk = []
         if chunk:
-            yield flush()
+            yield self._todo(chunk, queue)
 
     async def _produce_remote(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
         pending: set[asyncio.Task] = set()
@@ -250,7 +257,7 @@ class LLM:
                 self._abort = task.exception()  # a bug, not a call failure: those are rows with errors
 
         try:
-            for todo in self._chunks(requests, queue):
+            async for todo in self._chunks(requests, queue):
                 for i, r, key in todo:
                     if self._abort is not None or self._budget_hit:
                         break
@@ -278,7 +285,13 @@ class LLM:
         from factory.llm.batch import BatchJob
 
         try:
-            todo = [item for chunk in self._chunks(requests, queue) for item in chunk]
+            if isinstance(requests, RequestFeed):  # in waves: what has been put by the time the last wave ended
+                async for todo in self._chunks(requests, queue, most=1 << 30):
+                    if todo:
+                        await BatchJob(self, todo, queue).run()
+                    self._flush(queue)
+                return
+            todo = [item async for chunk in self._chunks(requests, queue) for item in chunk]
             if todo:
                 await BatchJob(self, todo, queue).run()
         except BaseException as exc:
@@ -295,7 +308,7 @@ class LLM:
 
     async def _produce_local(self, requests: Iterable[ChatRequest], queue: asyncio.Queue) -> None:
         try:
-            for todo in self._chunks(requests, queue):
+            async for todo in self._chunks(requests, queue):
                 for start in range(0, len(todo), self.settings.batch_size):
                     batch = todo[start:start + self.settings.batch_size]
                     results, invalid = await self._local_batch(batch)

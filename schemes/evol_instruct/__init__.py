@@ -55,38 +55,73 @@ class EvolInstruct(Scheme):
         return self.render(f"{operation}.jinja", prompt=prompt)
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
+        """Every lineage runs its rounds on its own: its next request is queued as soon as its last answer
+        arrives (one stream for all steps, so the pool stays full); rows come out in (round, seed) order,
+        as if the rounds had run one after another."""
+        from contextlib import aclosing
+
+        from factory.llm.feed import RequestFeed
+
         c = self.config
         out: list[dict[str, Any]] = []
-        # one lineage per seed: the instruction it has evolved to so far, and the path that got it there
-        lineages = []
+        lineages = []  # one per seed: the instruction it has evolved to so far, and the path that got it there
         for row in rows:
             seed_id = str(row.get("id") or row["instruction"][:40])
             text = user_turn(row)
-            lineages.append({"seed_id": seed_id, "text": text, "parent_id": seed_id, "path": []})
+            lineages.append({"seed_id": seed_id, "text": text, "parent_id": seed_id, "path": [], "round": 0})
             if c.include_seeds and row.get("response"):
                 out.append(self.row(instruction=text, response=row["response"], model=None, seed_id=seed_id,
                                     parent_id=None, round=0, operation="seed", evolution=[]))
-        for round_no in range(1, c.rounds + 1):
-            ops = [self.rng(lin["seed_id"], round_no).choice(c.operations) for lin in lineages]
-            evolved = await llm.generate([
-                self.request(self.evolve_prompt(op, lin["text"]), max_tokens=c.evolve_max_tokens)
-                for op, lin in zip(ops, lineages, strict=True)])
-            texts = [strip_label(e.text or "", LABELS) if e.ok else "" for e in evolved]
-            answers = await self.respond(llm, [t or "-" for t in texts])
-            for lin, op, e, text, answer in zip(lineages, ops, evolved, texts, answers, strict=True):
-                common = {"seed_id": lin["seed_id"], "parent_id": lin["parent_id"], "round": round_no,
-                          "operation": op, "evolution": [*lin["path"], op]}
-                error = e.error or (answer.error if e.ok else None)
-                if error:
-                    out.append(self.row(instruction=text or lin["text"], response=None, model=answer.model or e.model,
-                                        error=error, **common))
-                    continue
-                reason = eliminate(lin["text"], text, answer.text or "")
-                if reason:  # the lineage goes on from the parent next round
-                    self.counters[f"eliminated_{reason}"] += 1
-                    self.counters["dropped"] += 1
-                    continue
-                row = self.row(instruction=text, response=answer.text, model=answer.model, **common)
-                out.append(row)
-                lin.update(text=text, parent_id=row["id"], path=common["evolution"])
-        return out
+        feed = RequestFeed()
+        steps: dict[int, tuple[int, str]] = {}  # stream index -> (lineage, "evolve" | "respond")
+        made: list[tuple[int, int, dict[str, Any]]] = []  # (round, lineage, row)
+
+        def next_round(k: int) -> None:
+            lin = lineages[k]
+            lin["round"] += 1
+            if lin["round"] > c.rounds:
+                return
+            lin["op"] = self.rng(lin["seed_id"], lin["round"]).choice(c.operations)
+            request = self.request(self.evolve_prompt(lin["op"], lin["text"]), max_tokens=c.evolve_max_tokens)
+            steps[feed.put(request)] = (k, "evolve")
+
+        for k in range(len(lineages)):
+            next_round(k)
+        if not steps:
+            feed.close()
+        async with aclosing(llm.stream(feed)) as stream:
+            async for index, answer in stream:
+                k, step = steps.pop(index)
+                lin = lineages[k]
+                common = {"seed_id": lin["seed_id"], "parent_id": lin["parent_id"], "round": lin["round"],
+                          "operation": lin["op"], "evolution": [*lin["path"], lin["op"]]}
+                if step == "evolve":
+                    text = strip_label(answer.text or "", LABELS) if answer.ok else ""
+                    if not answer.ok:
+                        made.append((lin["round"], k, self.row(instruction=lin["text"], response=None,
+                                                              model=answer.model, error=answer.error, **common)))
+                        next_round(k)
+                    elif not text:  # an empty rewrite brings no information: eliminated without asking
+                        self.counters["eliminated_no_information_gain"] += 1
+                        self.counters["dropped"] += 1
+                        next_round(k)
+                    else:
+                        lin["child"] = text
+                        steps[feed.put(self.response_request(text))] = (k, "respond")
+                else:
+                    text = lin.pop("child")
+                    if not answer.ok:
+                        made.append((lin["round"], k, self.row(instruction=text, response=None, model=answer.model,
+                                                              error=answer.error, **common)))
+                    elif reason := eliminate(lin["text"], text, answer.text or ""):
+                        self.counters[f"eliminated_{reason}"] += 1  # the lineage goes on from the parent
+                        self.counters["dropped"] += 1
+                    else:
+                        row = self.row(instruction=text, response=answer.text, model=answer.model, **common)
+                        made.append((lin["round"], k, row))
+                        lin.update(text=text, parent_id=row["id"], path=common["evolution"])
+                    next_round(k)
+                if not steps:
+                    feed.close()
+        made.sort(key=lambda item: (item[0], item[1]))
+        return out + [row for _, _, row in made]
