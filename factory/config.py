@@ -78,7 +78,8 @@ def validation_message(exc: ValidationError, where: str = "config") -> str:
     key = ".".join(str(p) for p in err["loc"]) or "(root)"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key {key!r}"
-    return f"{where}: {key}: {err['msg']}"
+    message = err["msg"].removeprefix("Value error, ")  # a validator's own message says what is wrong
+    return f"{where}: {key}: {message}"
 
 
 def build_config(model: type[T], file: str | Path | None = None, sets: list[str] | tuple[str, ...] = (),

@@ -35,31 +35,31 @@ def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | Non
       factory dedup lamini --near --threshold 0.7
       factory dedup orca --semantic --threshold 0.9
     """
-    from factory.pipeline.dedup import EXACT, NEAR, SEMANTIC, dedup_exact, dedup_near, dedup_semantic, default_columns
-    from factory.pipeline.transform import run_transform
+    from factory.config import build_config
+    from factory.errors import BadInput
+    from factory.pipeline.dedup import DedupExact, DedupNear, DedupSemantic
+    from factory.pipeline.execute import run_stage
     from factory.store import check_name
 
     store = app.store
     source = store.resolve(ref)
-    cols = [c.strip() for c in columns.split(",")] if columns else default_columns(list(source.manifest.columns))
     out_name = check_name(out_name or f"{source.name}-dedup")
     if near and semantic:
-        from factory.errors import BadInput
-
         raise BadInput("choose one of --near and --semantic (run dedup twice for both)")
+    values: dict = {"columns": [c.strip() for c in columns.split(",")] if columns else None}
     if near:
-        t = 0.8 if threshold is None else threshold
-        config = {"columns": cols, "threshold": t, "num_perm": num_perm, "shingle": shingle}
-        version, created = run_transform(store, source, out_name, NEAR, config,
-                                         lambda df: dedup_near(df, cols, t, num_perm, shingle))
+        cls = DedupNear
+        values.update(num_perm=num_perm, shingle=shingle)
     elif semantic:
-        t = 0.92 if threshold is None else threshold
-        config = {"columns": cols, "threshold": t, "model": embedding_model or "all-MiniLM-L6-v2"}
-        version, created = run_transform(store, source, out_name, SEMANTIC, config,
-                                         lambda df: dedup_semantic(df, cols, t, embedding_model))
+        cls = DedupSemantic
+        if embedding_model:
+            values["model"] = embedding_model
     else:
-        version, created = run_transform(store, source, out_name, EXACT, {"columns": cols},
-                                         lambda df: dedup_exact(df, cols))
+        cls = DedupExact
+    if threshold is not None and cls is not DedupExact:
+        values["threshold"] = threshold
+    result = run_stage(store, cls(build_config(cls.Config, **values)), None, source, out_name)
+    version, created = result.version, not result.reused
     c = version.manifest.counters
     click.echo(f"{'stored' if created else 'unchanged:'} {version.ref}: kept {c['kept']}, dropped {c['dropped']}",
                err=True)

@@ -29,17 +29,18 @@ def filter_(app: App, ref: str, column: str, min_words: int | None, max_words: i
     Example:
       factory filter evol-instruct --min-words 5 --language en --no-refusals
     """
-    from factory.pipeline.filters import STAGE, apply_filters
-    from factory.pipeline.transform import run_transform
+    from factory.config import build_config
+    from factory.pipeline.execute import run_stage
+    from factory.pipeline.filters import Filter, FilterConfig
     from factory.store import check_name
 
     store = app.store
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-filtered")
-    config = {"column": column, "min_words": min_words, "max_words": max_words, "languages": sorted(languages),
-              "refusals": refusals}
-    version, created = run_transform(store, source, out_name, STAGE, config, lambda df: apply_filters(
-        df, column, min_words, max_words, list(languages), refusals))
+    config = build_config(FilterConfig, column=column, min_words=min_words, max_words=max_words,
+                          languages=list(languages), refusals=refusals)
+    result = run_stage(store, Filter(config), None, source, out_name)
+    version, created = result.version, not result.reused
     c = version.manifest.counters
     click.echo(f"{'stored' if created else 'unchanged:'} {version.ref}: kept {c['kept']}, dropped {c['dropped']}",
                err=True)

@@ -28,11 +28,10 @@ def quickstart(app: App, llm_spec: str, n: int) -> None:
     from factory.cli._fmt import short
     from factory.data import seed_path
     from factory.llm import load_llm
-    from factory.pipeline.dedup import EXACT, dedup_exact
+    from factory.pipeline.dedup import DedupConfig, DedupExact
     from factory.pipeline.execute import run_stage
-    from factory.pipeline.transform import run_transform
-    from factory.store.importer import import_dataset
     from factory.schemes.lamini import LaMini, LaMiniConfig
+    from factory.store.importer import import_dataset
 
     store = app.store
     started = time.monotonic()
@@ -49,8 +48,8 @@ def quickstart(app: App, llm_spec: str, n: int) -> None:
     c = built.manifest.counters
     click.echo(f"   {built.ref}: {c['kept']} rows ({c['failed']} failed), {built.manifest.cost.requests} requests")
     click.echo("3. drop exact duplicates                              (factory dedup lamini)")
-    cols = ["instruction", "input"]
-    deduped, _ = run_transform(store, built, "lamini-dedup", EXACT, {"columns": cols}, lambda d: dedup_exact(d, cols))
+    dedup = DedupExact(DedupConfig(columns=["instruction", "input"]))
+    deduped = run_stage(store, dedup, None, built, "lamini-dedup").version
     click.echo(f"   {deduped.ref}: kept {deduped.manifest.counters['kept']}, "
                f"dropped {deduped.manifest.counters['dropped']}")
     click.echo("4. a look at the result                               (factory datasets show lamini-dedup)")

@@ -1,16 +1,20 @@
-"""Dedup stages, usable after any scheme: exact (normalised text hash) and near (MinHash LSH)."""
+"""Dedup stages, usable after any scheme: exact (normalised text hash), near (MinHash LSH) and semantic
+(sentence embeddings). Whole-table stages: each keeps the first row of every group of duplicates."""
 
 from __future__ import annotations
 
-import polars as pl
+from typing import Any
 
+import polars as pl
+from pydantic import Field
+
+from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.pipeline.minhash import near_duplicates, normalized
-from factory.store import StageInfo
+from factory.pipeline.stage import Paper, Stage
 
-EXACT = StageInfo(kind="filter", name="dedup-exact", version="1")
-NEAR = StageInfo(kind="filter", name="dedup-near", version="1")
-SEMANTIC = StageInfo(kind="filter", name="dedup-semantic", version="1")
+# What `model` says when the installed all-MiniLM-L6-v2 (factory.pipeline.semantic.default_model) is used.
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
 def default_columns(columns: list[str]) -> list[str]:
@@ -56,3 +60,75 @@ def dedup_semantic(df: pl.DataFrame, columns: list[str], threshold: float, model
     return exact.filter(pl.Series(~drop)), {"dropped": counts["dropped"] + semantic,
                                             "exact_duplicates": counts["exact_duplicates"],
                                             "semantic_duplicates": semantic}
+
+
+class DedupConfig(StrictModel):
+    columns: list[str] | None = Field(
+        None, description="Columns to compare (default: instruction,input; else prompt or text).")
+
+
+class NearConfig(DedupConfig):
+    threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of near duplicates.")
+    num_perm: int = Field(128, ge=8, description="MinHash permutations.")
+    shingle: int = Field(3, ge=1, description="Words per shingle.")
+
+
+class SemanticConfig(DedupConfig):
+    threshold: float = Field(0.92, gt=0, le=1, description="Cosine similarity of semantic duplicates.")
+    model: str = Field(DEFAULT_EMBEDDING_MODEL, description="Sentence-embedding model (a path or Hub id).")
+
+
+class _Dedup(Stage):
+    kind = "filter"
+    whole_table = True
+    Config = DedupConfig
+    config: DedupConfig
+
+    def bind(self, columns: list[str]) -> None:
+        if self.config.columns is None:
+            self.config = self.config.model_copy(update={"columns": default_columns(columns)})
+
+    def process_table(self, df: pl.DataFrame) -> pl.DataFrame:
+        out, counts = self.dedup(df, self.config.columns or default_columns(df.columns))
+        self.counters.update(counts)
+        return out
+
+    def dedup(self, df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+        raise NotImplementedError
+
+
+class DedupExact(_Dedup):
+    """Drop rows whose compared text is the same after normalisation (lower case, no punctuation, spaces)."""
+
+    name = "dedup-exact"
+
+    def dedup(self, df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+        return dedup_exact(df, columns)
+
+
+class DedupNear(_Dedup):
+    """Drop near duplicates: MinHash LSH over word shingles estimates Jaccard similarity."""
+
+    name = "dedup-near"
+    paper = Paper(title="On the resemblance and containment of documents",
+                  url="https://doi.org/10.1109/SEQUEN.1997.666900", authors="Broder", year=1997)
+    Config = NearConfig
+    config: NearConfig
+
+    def dedup(self, df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+        c = self.config
+        return dedup_near(df, columns, c.threshold, c.num_perm, c.shingle)
+
+
+class DedupSemantic(_Dedup):
+    """Drop rows whose sentence embeddings are nearly parallel, whatever their words."""
+
+    name = "dedup-semantic"
+    paper = Paper(title="SemDeDup: Data-efficient learning at web-scale through semantic deduplication",
+                  url="https://arxiv.org/abs/2303.09540", authors="Abbas et al.", year=2023)
+    Config = SemanticConfig
+    config: SemanticConfig
+
+    def dedup(self, df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+        model: Any = None if self.config.model == DEFAULT_EMBEDDING_MODEL else self.config.model
+        return dedup_semantic(df, columns, self.config.threshold, model)

@@ -1,11 +1,15 @@
-"""Run a stage over a dataset version and store its output as a new version.
+"""Run a stage over a dataset version and store its output as a new version: the one executor of every stage.
 
 Rows stream from the input's Parquet shards in batches; each batch goes through `stage.process(rows, llm)`
 and the output rows are written to the store in order: memory holds a batch, not the dataset. Every LLM
 answer is in the response cache the moment it arrives, so a crash or a budget stop writes no version but
 loses nothing: the rerun pays only for what is missing. A run whose rows partly failed is stored with the
 failures kept (an `error` column, counted); rerunning the same command retries just those rows and
-replaces that version. A stage with a `manifest_extra()` method adds what it returns to the manifest.
+replaces that version. What `stage.manifest_extra()` returns goes into the manifest.
+
+A whole-table stage (`stage.whole_table`: dedup, filters) gets the input as one DataFrame in
+`process_table` and calls no model; its counters are `kept` plus its own, and its version is named by its
+config alone (no `limit` unless one is given), as these stages always were.
 """
 
 from __future__ import annotations
@@ -45,8 +49,11 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     """
     from factory.llm.runner import run_sync
 
+    stage.bind(list(source.manifest.columns))
     stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
-    config = {**stage.recipe(), "limit": limit}
+    config = stage.recipe()
+    if not stage.whole_table or limit is not None:
+        config["limit"] = limit
     if llm is not None:
         config["llm"] = llm.spec
     if max_rows is not None:
@@ -58,6 +65,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     if existing is not None and not existing.manifest.counters.get("failed") and not refresh:
         store.set_latest(out_name, existing.version)
         return StageResult(existing, reused=True)
+    if stage.whole_table:
+        return _run_table(stage, source, writer, limit, replace=existing is not None)
     schema = {**source.scan().collect_schema(), **stage.output_schema()}
     size = batch_rows or (max(512, 8 * llm.settings.concurrency) if llm is not None else 10_000)
     if batch_rows is None and llm is not None and llm.settings.batch:
@@ -90,12 +99,19 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}} if llm is not None else {}
         if llm is not None and llm.settings.batch:
             extra["llm"]["batches"] = {"submitted": llm.stats.batches_submitted, "resumed": llm.stats.batches_resumed}
-        # A stage may add its own manifest keys (a judge's model, rubric and reliability statistics).
-        manifest_extra = getattr(stage, "manifest_extra", None)
-        if manifest_extra is not None:
-            extra.update(manifest_extra())
+        extra.update(stage.manifest_extra())
         version = writer.commit(counters=counts, cost=llm.stats.cost() if llm is not None else None,
                                 replace=existing is not None, extra=extra)
+    return StageResult(version, reused=False)
+
+
+def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | None, replace: bool) -> StageResult:
+    with writer:
+        df = stage.process_table(source.read() if limit is None else source.scan().head(limit).collect())
+        counts = {"kept": df.height, **stage.counters}
+        stage.check_result(counts, source)
+        writer.write(df)
+        version = writer.commit(counters=counts, replace=replace, extra=stage.manifest_extra())
     return StageResult(version, reused=False)
 
 

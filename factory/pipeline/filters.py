@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import polars as pl
+from pydantic import Field, field_validator
 
+from factory.config import StrictModel
 from factory.errors import BadInput
-from factory.store import StageInfo
-
-STAGE = StageInfo(kind="filter", name="filter", version="1")
+from factory.pipeline.stage import Stage
 
 # Phrases that mark a teacher declining or hedging as a model rather than answering.
 REFUSALS = [
@@ -68,3 +68,36 @@ def apply_filters(df: pl.DataFrame, column: str, min_words: int | None, max_word
         drop = drop | flags[name]
     return df.filter(~drop), {"dropped": int(drop.sum()), **counts}
 
+
+
+class FilterConfig(StrictModel):
+    column: str = Field("response", description="The text column the filters look at.")
+    min_words: int | None = Field(None, ge=0, description="Drop rows with fewer words.")
+    max_words: int | None = Field(None, ge=1, description="Drop rows with more words.")
+    languages: list[str] = Field(
+        default_factory=list, description="Keep only rows in this language (en, fr, es, de, it, pt; repeatable).")
+    refusals: bool = Field(False, description="Drop answers where the model declines or hedges.")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        unknown = [lang for lang in value if lang not in STOPWORDS]
+        if unknown:
+            raise ValueError(f"--language {unknown[0]!r}: not one of {', '.join(STOPWORDS)}")
+        return sorted(value)  # the order they were given in does not change what is kept
+
+
+class Filter(Stage):
+    """Drop rows by length, language or refusal (and rows whose call failed), counting each reason."""
+
+    kind = "filter"
+    name = "filter"
+    whole_table = True
+    Config = FilterConfig
+    config: FilterConfig
+
+    def process_table(self, df: pl.DataFrame) -> pl.DataFrame:
+        c = self.config
+        out, counts = apply_filters(df, c.column, c.min_words, c.max_words, c.languages, c.refusals)
+        self.counters.update(counts)
+        return out

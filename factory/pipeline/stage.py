@@ -1,7 +1,9 @@
-"""The shape every stage shares (schemes, judges, dataset transforms).
+"""The shape every stage shares (schemes, judges, dedup, filters, format conversions).
 
 A stage class declares what it is and what it reads and writes; the pipeline checks the columns before a
-run and names the output version from the stage's name, version, config and prompt templates.
+run and names the output version from the stage's name, version, config and prompt templates. One executor
+(`factory.pipeline.execute.run_stage`) runs every stage, so all get the same version naming, counters and
+`describe()`.
 
     class Evol(Stage):
         kind = "scheme"
@@ -13,6 +15,14 @@ run and names the output version from the stage's name, version, config and prom
         Config = EvolConfig            # a factory.config.StrictModel
 
         async def process(self, rows, llm):   # a batch of input rows -> output rows
+            ...
+
+A stage that needs the whole table at once (dedup compares every row with every other) says so:
+
+    class DedupExact(Stage):
+        whole_table = True
+
+        def process_table(self, df):          # the input's rows -> the output's rows (a polars DataFrame)
             ...
 
 Prompt templates live in a `prompts/` directory beside the stage's module (Jinja, rendered with
@@ -69,6 +79,8 @@ class Stage:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {}
     Config: ClassVar[type[StrictModel]] = NoConfig
+    # True: the executor hands `process_table` the whole input table instead of `process` row batches.
+    whole_table: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel | None = None):
         self.config = config if config is not None else self.Config()
@@ -88,9 +100,20 @@ class Stage:
 
         return batches(source, limit, size)
 
+    def bind(self, columns: list[str]) -> None:
+        """Settle config defaults that depend on the input's columns, before the version is named."""
+
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
         """Turn a batch of input rows into output rows; a row whose LLM call failed keeps an `error`."""
         raise NotImplementedError
+
+    def process_table(self, df: Any) -> Any:
+        """Whole-table stages: the input's rows (a polars DataFrame) -> the output's; counts go to `counters`."""
+        raise NotImplementedError
+
+    def manifest_extra(self) -> dict[str, Any]:
+        """Keys this stage adds to its output's manifest (a judge's model, rubric and statistics)."""
+        return {}
 
     def check_result(self, counters: dict[str, int], source: Any) -> None:
         """Raise before a useless version is stored (e.g. nothing converted); the default accepts anything."""
