@@ -65,6 +65,7 @@ class MTBenchPair(Judge):
     paper = MT_BENCH
     scale = Scale(0, 1)
     agreement_tolerance = None  # verdicts are categories: only exact agreement means anything
+    supports_logprobs = False  # a verdict from two orders, not one score
     inputs = {"instruction": "str", "response_a": "str", "response_b": "str"}
     optional_inputs = {"reference": "str"}
     outputs = {**Judge.outputs, "judge_verdict": "str", "judge_consistent": "bool"}

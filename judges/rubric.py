@@ -25,8 +25,11 @@ from collections import deque
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from factory.judges import scoring as scorings
+from factory.judges.parse import Scale, Verdict, VerdictError, json_object, parse_score
+from factory.judges.reliability import Reliability
 from pydantic import Field
 
 from factory.config import StrictModel
@@ -35,8 +38,6 @@ from factory.llm.types import ChatRequest, Completion
 from factory.pipeline.execute import user_turn
 from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema
 from factory.store.sources import require_columns
-from factory.judges.parse import Scale, Verdict, VerdictError, json_object, parse_score
-from factory.judges.reliability import Reliability
 
 # Providers whose API takes a JSON schema for the reply (OpenAI json_schema, Anthropic output_config).
 STRUCTURED_PROVIDERS = ("openai", "anthropic")
@@ -53,6 +54,9 @@ class JudgeConfig(StrictModel):
     structured: bool | None = Field(None, description="ask for a JSON reply by schema (default: where supported)")
     response_schema: str | None = Field(None, description="the verdict's schema: a pydantic model (module:Class) or "
                                                           "JSON Schema file with a numeric `score`; typed columns")
+    scoring: Literal["auto", "verdict", "logprobs"] = Field(
+        "auto", description="verdict: parse a written score; logprobs: the expectation over the score tokens' "
+                            "probabilities (G-Eval); auto: logprobs for local hf: judges, verdict elsewhere")
 
 
 @dataclass
@@ -79,8 +83,10 @@ class Judge(Stage):
     system_template: ClassVar[str] = ""
     user_template: ClassVar[str] = ""
     agreement_tolerance: ClassVar[float | None] = 1.0
+    #: a rubric with one score per row can be scored by token probabilities (pairwise verdicts cannot)
+    supports_logprobs: ClassVar[bool] = True
     outputs = {"judge_score": "float", "judge_rationale": "str", "judge_model": "str", "judge_error": "str",
-               "judge_spread": "float"}
+               "judge_spread": "float", "judge_probs": "json"}
     Config = JudgeConfig
     config: JudgeConfig
 
@@ -101,6 +107,8 @@ class Judge(Stage):
         self.reliability = Reliability(self.config.repeats, self.agreement_tolerance)
         self.llm_spec: str | None = None
         self.structured: bool | None = None
+        self.scoring: str = "verdict"  # settled by `prepare`, once the judge model is known
+        self._mass: list[float] = []
         self.user_schema = structured_schema(self.config.response_schema, tuple(self.outputs))
         if self.user_schema is not None and self.user_schema.columns().get("score") not in ("int", "float"):
             raise BadInput(f"response_schema {self.config.response_schema}: a verdict schema needs a numeric `score`")
@@ -118,7 +126,7 @@ class Judge(Stage):
 
     def prompts(self, row: dict[str, Any], structured: bool) -> list[tuple[str, str]]:
         """(system, user) of each request a row needs: one, or one per order for pairwise judges."""
-        values = {**self.values(row), "structured": structured}
+        values = {**self.values(row), "structured": structured, "logprobs": self.scoring == "logprobs"}
         return [(self.render(self.system_template, **values), self.render(self.user_template, **values))]
 
     def read(self, texts: list[str | None]) -> Sample:
@@ -194,6 +202,10 @@ class Judge(Stage):
         d = super().describe()
         d.update(scale=[cls.scale.low, cls.scale.high], default_min_score=cls.default_min_score,
                  optional_inputs=dict(cls.optional_inputs))
+        d["scoring"] = (f"logprobs ({scorings.G_EVAL}: the expectation over the score tokens' probabilities) by "
+                        "default for local hf: judges, --scoring logprobs for OpenAI-compatible APIs that return "
+                        "logprobs; verdict (a written score, parsed) elsewhere") if cls.supports_logprobs else \
+            "verdict only: a written A/B/tie choice, parsed"
         return d
 
     def use_structured(self, llm: Any) -> bool:
@@ -202,8 +214,20 @@ class Judge(Stage):
         provider = llm.provider
         return bool(getattr(provider, "supports_response_format", provider.name in STRUCTURED_PROVIDERS))
 
+    def prepare(self, llm: Any) -> None:
+        """Settle what depends on the judge model: its spec, structured replies, and the scoring."""
+        self.llm_spec = llm.spec
+        self.scoring = scorings.resolve(self.config.scoring, llm.provider, self.supports_logprobs, self.config.repeats)
+        self.structured = False if self.scoring == "logprobs" else self.use_structured(llm)
+        self._native = getattr(llm.provider, "choice_scoring", None) == "native"
+
     def requests(self, row: dict[str, Any], structured: bool) -> list[ChatRequest]:
         c = self.config
+        if self.scoring == "logprobs":  # the score alone: a few tokens at most, prefilled up to it where possible
+            return [ChatRequest(messages=[{"role": "user", "content": user}], system=system, temperature=0.0,
+                                max_tokens=8, choices=list(scorings.choices(self.scale)),
+                                prefix=scorings.PREFIX if self._native else None)
+                    for system, user in self.prompts(row, False)]
         temperature = c.temperature if c.temperature is not None else (0.0 if c.repeats == 1 else 0.7)
         return [ChatRequest(messages=[{"role": "user", "content": user}], system=system, temperature=temperature,
                             max_tokens=c.max_tokens, n=c.repeats,
@@ -211,8 +235,7 @@ class Judge(Stage):
                 for system, user in self.prompts(row, structured)]
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
-        self.llm_spec = llm.spec
-        self.structured = self.use_structured(llm)
+        self.prepare(llm)
         results: list[dict[str, Any] | None] = [None] * len(rows)
         plan: list[tuple[int, int]] = []  # request index -> (row index, request of the row)
         requests: list[ChatRequest] = []
@@ -251,6 +274,8 @@ class Judge(Stage):
         if failed is not None:
             self.reliability.failed_rows += 1
             return self._row(row, judge_error=f"judge call failed: {failed}")
+        if self.scoring == "logprobs":
+            return self._judge_probs(row, got[0])
         samples, problems = [], []
         for s in range(self.config.repeats):
             texts = [c.texts[s] if s < len(c.texts) else None for c in got]
@@ -267,6 +292,16 @@ class Judge(Stage):
         spread = self.reliability.add(scores)
         return self._row(row, judge_score=fmean(scores), judge_rationale=samples[0].rationale, judge_spread=spread,
                          **samples[0].typed, **self.combine(samples))
+
+    def _judge_probs(self, row: dict[str, Any], got: Completion) -> dict[str, Any]:
+        try:
+            score, probs, mass = scorings.read(got, scorings.choices(self.scale))
+        except VerdictError as exc:
+            self.reliability.failed_rows += 1
+            return self._row(row, judge_error=str(exc), judge_rationale=got.text)
+        self._mass.append(mass)
+        self.reliability.add([score])
+        return self._row(row, judge_score=score, judge_probs=probs, judge_spread=0.0)
 
     def _watch(self, result: dict[str, Any]) -> None:
         """Stop early when the judge fails on most rows: better than paying for a whole useless run."""
@@ -302,5 +337,12 @@ class Judge(Stage):
             "model": self.llm_spec,
             "rubric": {"name": self.name, "version": str(self.version), "scale": [self.scale.low, self.scale.high]},
             "min_score": c.min_score, "keep_all": c.keep_all, "repeats": c.repeats, "structured": self.structured,
-            "stats": {**self.reliability.summary(), **self.extra_stats()},
+            "scoring": self.scoring,
+            "stats": {**self.reliability.summary(), **self.extra_stats(), **self._mass_stats()},
         }}
+
+    def _mass_stats(self) -> dict[str, Any]:
+        """How much probability the judge put on the score tokens at all (low: it wanted to say something else)."""
+        if not self._mass:
+            return {}
+        return {"score_token_mass": round(fmean(self._mass), 4), "score_token_mass_min": round(min(self._mass), 4)}

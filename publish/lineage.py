@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from factory.store import DatasetVersion, Store
 from factory.publish.papers import Citation, citation_from
+
+from factory.store import DatasetVersion, Store
 
 PaperLookup = Callable[[str, str], Any]  # (stage kind, stage name) -> a Paper-like object or None
 _RUBRIC_KEYS = ("rubric", "criteria", "min_score", "threshold", "scale")

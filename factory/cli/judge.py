@@ -29,17 +29,21 @@ pass_app = click.make_pass_decorator(App)
               help="Longest judge reply.")
 @click.option("--structured/--no-structured", default=None,
               help="Ask for a JSON verdict by schema (default: where the provider supports it).")
+@click.option("--scoring", type=click.Choice(["auto", "verdict", "logprobs"]), default="auto", show_default=True,
+              help="verdict: parse a written score; logprobs: the expectation over the score tokens' probabilities "
+                   "(G-Eval), for hf: judges and OpenAI-compatible APIs returning logprobs; auto: logprobs for hf:.")
 @llm_run_options
 @pass_app
 def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | None, keep_all: bool, repeats: int,
           out_name: str | None, limit: int | None, temperature: float | None, max_tokens: int,
-          structured: bool | None, dry_run: bool, **kw: Any) -> None:
+          structured: bool | None, scoring: str, dry_run: bool, **kw: Any) -> None:
     """Score every row of REF with a judge LLM and store the scored rows as a new dataset version.
 
-    Adds `judge_score` (null when the judge failed), `judge_rationale`, `judge_model` and `judge_error`.
-    By default only rows scoring at least the threshold are kept (rows the judge failed on are left out, and
-    kept with `judge_error` under --keep-all); the manifest counts kept/dropped/failed rows and records the judge, the rubric and
-    reliability statistics. Judge replies are cached: a rerun costs nothing.
+    Adds `judge_score` (null when the judge failed), `judge_rationale`, `judge_probs` (logprob scoring),
+    `judge_model` and `judge_error`. By default only rows scoring at least the threshold are kept (rows the
+    judge failed on are left out, and kept with `judge_error` under --keep-all); the manifest counts
+    kept/dropped/failed rows and records the judge, the rubric, the scoring and reliability statistics.
+    Judge replies are cached: a rerun asks again only for the rows that failed.
 
     \b
     Examples:
@@ -48,11 +52,11 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
       factory judge pairs --with gpt4o --rubric mt-bench-pair
     """
     from factory.errors import BadInput
+    from factory.judges import JUDGES
+    from factory.judges.rubric import JudgeConfig
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
     from factory.store import check_name
-    from factory.judges import JUDGES
-    from factory.judges.rubric import JudgeConfig
 
     store = app.store
     if rubric not in JUDGES:
@@ -60,13 +64,14 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-judged")
     stage = JUDGES.get(rubric)(JudgeConfig(min_score=min_score, keep_all=keep_all, repeats=repeats,
-                                           temperature=temperature, max_tokens=max_tokens, structured=structured))
+                                           temperature=temperature, max_tokens=max_tokens, structured=structured,
+                                           scoring=scoring))
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
-        use = stage.use_structured(llm)
+        stage.prepare(llm)
         print_estimate(llm, [r for row in preview_rows(source, limit) if stage.missing(row) is None
-                             for r in stage.requests(row, use)])
+                             for r in stage.requests(row, bool(stage.structured))])
         return
     result = run_stage(store, stage, llm, source, out_name, limit=limit)
     m = result.version.manifest
@@ -89,7 +94,8 @@ def summary(judge: dict[str, Any]) -> str:
     """One line of what the manifest says about the judge's reliability."""
     stats = judge.get("stats") or {}
     rubric = judge.get("rubric") or {}
-    parts = [f"judge {judge.get('model')} with rubric {rubric.get('name')}@{rubric.get('version')}"]
+    parts = [f"judge {judge.get('model')} with rubric {rubric.get('name')}@{rubric.get('version')}"
+             + (" scored by token probabilities" if judge.get("scoring") == "logprobs" else "")]
     if "mean" in stats:
         parts.append(f"mean score {stats['mean']:g} (std {stats['std']:g})")
     if "agreement" in stats:

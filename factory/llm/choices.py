@@ -15,7 +15,9 @@ choice's probability. Providers that run the model (hf, vllm) fill in the distri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Tokens = tuple[int, ...]
 
@@ -53,3 +55,23 @@ def expectation(probs: dict[str, float], values: dict[str, float]) -> tuple[floa
         raise ValueError("the model put no probability on any of the score tokens")
     dist = {c: probs.get(c, 0.0) / total for c in values}
     return sum(values[c] * p for c, p in dist.items()), dist, total
+
+
+def from_top_logprobs(logprobs: dict[str, Any] | None, choices: Sequence[str]) -> dict[str, float]:
+    """Choice probabilities from an OpenAI-style `logprobs` object (`content[i].top_logprobs`).
+
+    An API cannot be prefilled, so the reply is asked to hold the score alone ("[[7]]"); the score position is
+    its first token that is one of the choices, and each choice gets the probability of the alternatives
+    there that read as that choice. {} when no token of the reply is a choice.
+    """
+    wanted = set(choices)
+    for position in (logprobs or {}).get("content") or []:
+        if str(position.get("token", "")).strip() not in wanted:
+            continue
+        probs = dict.fromkeys(choices, 0.0)
+        for alt in position.get("top_logprobs") or [{"token": position["token"], "logprob": position["logprob"]}]:
+            token = str(alt.get("token", "")).strip()
+            if token in wanted:
+                probs[token] += math.exp(float(alt["logprob"]))
+        return probs
+    return {}

@@ -14,6 +14,7 @@ from typing import Any
 
 from factory.errors import FactoryError
 from factory.llm.batch_apis import OpenAIBatch, openai_completion
+from factory.llm.choices import from_top_logprobs
 from factory.llm.sdk_provider import SDKProvider
 from factory.llm.types import ChatRequest, Completion
 
@@ -22,6 +23,7 @@ class OpenAIProvider(OpenAIBatch, SDKProvider):
     name = "openai"
     sdk, client_class = "openai", "AsyncOpenAI"
     base_url_env, key_env, default_host = "OPENAI_BASE_URL", "OPENAI_API_KEY", "api.openai.com"
+    choice_scoring = "logprobs"  # `--scoring logprobs`: from `top_logprobs`, where the server returns them
 
     def __init__(self, model: str, *, transport: str = "sdk", **options: Any):
         super().__init__(model, **options)
@@ -46,6 +48,8 @@ class OpenAIProvider(OpenAIBatch, SDKProvider):
             params["stop"] = r.stop
         if r.seed is not None:
             params["seed"] = r.seed
+        if r.choices:  # logprob scoring: the API's top alternatives at each reply token
+            params.update(logprobs=True, top_logprobs=20)
         schema = r.json_schema()
         if schema is not None:
             params["response_format"] = {"type": "json_schema",
@@ -58,18 +62,26 @@ class OpenAIProvider(OpenAIBatch, SDKProvider):
         start = time.perf_counter()
         resp = await self.call(self.client().chat.completions.create, **self._params(request))
         usage = resp.usage
-        return Completion(
+        completion = Completion(
             texts=[c.message.content or "" for c in resp.choices],
             finish_reason=resp.choices[0].finish_reason if resp.choices else None,
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             model=resp.model or self.model, latency_s=time.perf_counter() - start,
         )
+        if request.choices:
+            logprobs = resp.choices[0].logprobs if resp.choices else None
+            completion.choice_probs = from_top_logprobs(logprobs.model_dump() if logprobs else None, request.choices)
+        return completion
 
     async def _complete_http(self, request: ChatRequest) -> Completion:
         start = time.perf_counter()
         data = await self._http.create(self._params(request))
-        return openai_completion(data, self.model, time.perf_counter() - start)
+        completion = openai_completion(data, self.model, time.perf_counter() - start)
+        if request.choices:
+            first = (data.get("choices") or [{}])[0]
+            completion.choice_probs = from_top_logprobs(first.get("logprobs"), request.choices)
+        return completion
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -29,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-# What a responder may return for one choice (str) or for all choices at once (list[str]).
-Responder = Callable[[dict[str, Any]], "str | list[str]"]
+# What a responder may return for one choice (str) or for all choices at once (list[str]). A dict
+# `{"text": ..., "alternatives": {token: {alt: logprob, ...}}}` answers one choice and says, for requests that
+# ask for logprobs, the top alternatives at each reply token equal to a key (other tokens: themselves, 0.0).
+Responder = Callable[[dict[str, Any]], "str | list[str] | dict[str, Any]"]
 
 OK = "ok"
 FAULTS = ("429", "500", "timeout", "malformed")
@@ -142,6 +144,18 @@ class Choice:
     text: str
     finish: str  # "stop", "length" or "stop_sequence"; each API maps it to its own words
     stop_sequence: str | None = None
+    alternatives: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def logprobs(self) -> dict[str, Any]:
+        """OpenAI's `logprobs` object for this reply: tokens are runs of digits, of letters, or single marks."""
+        import re
+
+        content = []
+        for token in re.findall(r"\d+|[A-Za-z]+|\s+|[^\w\s]{1,2}", self.text):
+            top = self.alternatives.get(token) or {token: 0.0}
+            content.append({"token": token, "logprob": top.get(token, max(top.values())), "bytes": None,
+                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()]})
+        return {"content": content, "refusal": None}
 
     @property
     def tokens(self) -> int:
@@ -209,6 +223,7 @@ def _fill_schema(schema: dict[str, Any], text: str, root: dict[str, Any]) -> Any
 def make_choices(call: Call, responder: Responder | None) -> list[Choice]:
     """The `n` choices of a call: responder's or default texts, then stop sequences and `max_tokens`."""
     texts: list[str] = []
+    alternatives: list[dict[str, dict[str, float]]] = []
     for i in range(call.n):
         if responder is None:
             text = default_reply(call.model, call.messages, system=call.system, seed=call.seed, choice=i)
@@ -219,12 +234,21 @@ def make_choices(call: Call, responder: Responder | None) -> list[Choice]:
             texts.append(text)
             continue
         got = responder(call.for_responder(i))
+        if isinstance(got, dict):
+            alternatives.append(got.get("alternatives") or {})
+            texts.append(str(got["text"]))
+            continue
         if isinstance(got, list):
             # A list answers all choices at once; it is cycled if shorter than n.
             texts = [str(got[j % len(got)]) for j in range(call.n)] if got else [""] * call.n
             break
         texts.append(str(got))
-    return [_finish(t, call) for t in texts]
+        alternatives.append({})
+    choices = [_finish(t, call) for t in texts]
+    if len(alternatives) == len(choices):  # (a responder's list answers all choices and names no alternatives)
+        for choice, alts in zip(choices, alternatives, strict=True):
+            choice.alternatives = alts
+    return choices
 
 
 def _finish(text: str, call: Call) -> Choice:

@@ -56,7 +56,7 @@ def render(call: Call, choices: list[Choice], number: int) -> dict[str, Any]:
                 "index": i,
                 "message": {"role": "assistant", "content": c.text, "refusal": None},
                 "finish_reason": _FINISH[c.finish],
-                "logprobs": None,
+                "logprobs": c.logprobs() if call.body.get("logprobs") else None,
             }
             for i, c in enumerate(choices)
         ],
