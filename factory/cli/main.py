@@ -40,6 +40,7 @@ COMMANDS = {
     "quickstart": "factory.cli.quickstart:quickstart",
     "prune": "factory.cli.prune:prune",
     "merge": "factory.cli.merge:merge",
+    "view": "factory.cli.view:view",
 }
 
 
