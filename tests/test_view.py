@@ -216,11 +216,22 @@ def test_help_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_paged_read_matches_a_full_read(home):
-    from factory.view.rows import RowQuery, read_page
+@pytest.mark.parametrize("gap", [4096, 1])  # 1: every matching row is its own run
+def test_paged_read_matches_a_full_read(home, monkeypatch, gap):
+    from factory.view import rows
 
+    monkeypatch.setattr(rows, "RUN_GAP", gap)
     gen = Store(home).latest("gen")
     full = gen.read().with_row_index("i")
-    page = read_page(gen, RowQuery(page=2, size=10, score="judge_score", lo=3, hi=4))
-    expected = full.filter(pl.col("judge_score").is_between(3, 4))
-    assert page.total == expected.height == 24 and page.indices == expected["i"].to_list()[10:20]
+    cases = [(rows.RowQuery(page=2, size=10, score="judge_score", lo=3, hi=4),
+              pl.col("judge_score").is_between(3, 4)),
+             (rows.RowQuery(page=1, size=7, q="ITEM 1"), pl.col("instruction").str.contains("item 1")),
+             (rows.RowQuery(page=3, size=5, col="messages", val="be brief", score="judge_score", hi=2),
+              pl.col("judge_score") <= 2)]
+    for query, expr in cases:
+        page = rows.read_page(gen, query)
+        expected = full.filter(expr)
+        start = (query.page - 1) * query.size
+        assert page.total == expected.height and page.total > start
+        assert page.indices == expected["i"].to_list()[start:start + query.size]
+        assert page.rows == expected.drop("i").slice(start, query.size).to_dicts()

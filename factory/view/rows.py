@@ -78,17 +78,25 @@ def parse_query(params: Any, schema: pl.Schema) -> RowQuery:
     return query
 
 
-def _text_of(name: str, dtype: pl.DataType) -> pl.Expr | None:
-    """A column as searchable text: strings as they are, chat turns as their contents joined."""
+def _text_of(name: str, dtype: pl.DataType, needle: str) -> pl.Expr | None:
+    """Whether a column holds `needle` (a case-insensitive literal): strings as they are, chat turns by content."""
     import polars as pl
 
+    pattern = "(?i)" + re.escape(needle)
     if dtype == pl.String:
-        return pl.col(name)
-    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
-        fields = {f.name: f.dtype for f in dtype.inner.fields}
-        if fields.get("content") == pl.String:
-            return pl.col(name).list.eval(pl.element().struct.field("content")).list.join("\n")
+        return pl.col(name).str.contains(pattern).fill_null(False)
+    if is_chat_type(dtype):
+        return pl.col(name).list.eval(pl.element().struct.field("content").str.contains(pattern)).list.any() \
+            .fill_null(False)
     return None
+
+
+def is_chat_type(dtype: pl.DataType) -> bool:
+    import polars as pl
+
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        return {f.name: f.dtype for f in dtype.inner.fields}.get("content") == pl.String
+    return False
 
 
 def filter_expr(query: RowQuery, schema: pl.Schema) -> pl.Expr | None:
@@ -96,20 +104,14 @@ def filter_expr(query: RowQuery, schema: pl.Schema) -> pl.Expr | None:
 
     parts: list[pl.Expr] = []
     if query.q:
-        needle = query.q.lower()
-        texts = [e for e in (_text_of(c, t) for c, t in schema.items()) if e is not None]
-        if texts:
-            parts.append(pl.any_horizontal([e.str.to_lowercase().str.contains(needle, literal=True).fill_null(False)
-                                            for e in texts]))
-        else:
-            parts.append(pl.lit(False))
+        # text columns; chat columns only where there are none: `messages` repeats instruction and response
+        # (docs/records.md), and searching both would double the cost of the scan
+        names = [c for c, t in schema.items() if t == pl.String] or [c for c, t in schema.items() if is_chat_type(t)]
+        hits = [_text_of(c, schema[c], query.q) for c in names]
+        parts.append(pl.any_horizontal(hits) if hits else pl.lit(False))
     if query.col and query.val:
-        text = _text_of(query.col, schema[query.col])
-        column = text if text is not None else pl.col(query.col).cast(pl.String)
-        if text is not None:
-            parts.append(column.str.to_lowercase().str.contains(query.val.lower(), literal=True).fill_null(False))
-        else:
-            parts.append((column == query.val).fill_null(False))
+        hit = _text_of(query.col, schema[query.col], query.val)
+        parts.append(hit if hit is not None else (pl.col(query.col).cast(pl.String) == query.val).fill_null(False))
     if query.score and query.lo is not None:
         parts.append(pl.col(query.score) >= query.lo)
     if query.score and query.hi is not None:
@@ -136,23 +138,46 @@ class Page:
 
 
 def read_page(version: DatasetVersion, query: RowQuery) -> Page:
-    """One page of rows (with their row numbers in the version), filtered; no full load."""
+    """One page of rows (with their row numbers in the version), filtered; no full load.
+
+    Unfiltered: a slice, which reads only the row groups it needs. Filtered: first the numbers of the matching
+    rows, from a scan of the filter's columns alone, then only the page's rows, fetched in contiguous runs.
+    """
+
+    schema = version.scan().collect_schema()
+    offset = (query.page - 1) * query.size
+    expr = filter_expr(query, schema)
+    # fresh scans each time: a LazyFrame that has resolved its schema loses the slice pushdown (polars 2.1),
+    # and a page of a 1 M-row version then decodes whole row groups
+    if expr is None:
+        df = version.scan().with_row_index(ROW_INDEX).slice(offset, query.size).collect()
+        total = version.manifest.rows
+    else:
+        matches = version.scan().with_row_index(ROW_INDEX).filter(expr).select(ROW_INDEX).collect()[ROW_INDEX]
+        total = matches.len()
+        df = _fetch(version, matches.slice(offset, query.size).to_list(), schema)
+    return Page(rows=df.drop(ROW_INDEX).to_dicts(), indices=df[ROW_INDEX].to_list(), offset=offset, total=total,
+                columns=list(schema))
+
+
+RUN_GAP = 4096
+
+
+def _fetch(version: DatasetVersion, indices: list[int], schema: pl.Schema) -> pl.DataFrame:
+    """The rows at sorted `indices`: one slice per run of nearby rows, so sparse matches do not decode it all."""
     import polars as pl
 
-    lf = version.scan()
-    schema = lf.collect_schema()
-    lf = lf.with_row_index(ROW_INDEX)
-    expr = filter_expr(query, schema)
-    if expr is not None:
-        lf = lf.filter(expr)
-        total = int(lf.select(pl.len()).collect().item())
-    else:
-        total = version.manifest.rows
-    offset = (query.page - 1) * query.size
-    df = lf.slice(offset, query.size).collect()
-    indices = df[ROW_INDEX].to_list()
-    return Page(rows=df.drop(ROW_INDEX).to_dicts(), indices=indices, offset=offset, total=total,
-                columns=list(schema))
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i - runs[-1][-1] <= RUN_GAP:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    frames = [version.scan().with_row_index(ROW_INDEX).slice(run[0], run[-1] - run[0] + 1)
+              .filter(pl.col(ROW_INDEX).is_in(run)).collect() for run in runs]
+    if not frames:
+        return pl.DataFrame(schema={ROW_INDEX: pl.UInt32, **dict(schema)})
+    return pl.concat(frames)
 
 
 def read_row(version: DatasetVersion, index: int) -> dict[str, Any]:
@@ -192,12 +217,12 @@ def segments(text: str) -> list[tuple[str, str, str]]:
     code, the rest as pre-wrapped text; both are escaped by the template, so nothing in a row becomes markup."""
     out, pos = [], 0
     for m in _FENCE.finditer(text):
-        if m.start() > pos:
-            out.append(("text", "", text[pos:m.start()]))
+        if text[pos:m.start()].strip():
+            out.append(("text", "", text[pos:m.start()].strip("\n")))
         out.append(("code", m.group(1), m.group(2)))
         pos = m.end()
-    if pos < len(text):
-        out.append(("text", "", text[pos:]))
+    if text[pos:].strip() or not out:
+        out.append(("text", "", text[pos:].strip("\n")))
     return out
 
 

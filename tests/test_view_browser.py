@@ -1,0 +1,156 @@
+"""`factory view` end to end in a real headless Chromium driven by Selenium: browse, filter, open a row, a diff
+and a lineage, review two rows away into a new version; row content with a script stays text.
+
+Debian's `chromium` and `chromium-driver` are installed with apt when missing (as root); screenshots of every
+page land in tests/artifacts/view/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from factory.store import Store
+from tests.view_support import XSS, ViewServer, build_store
+
+ARTIFACTS = Path(__file__).parent / "artifacts" / "view"
+CHROMIUM, DRIVER = "chromium", "chromedriver"
+
+
+def _install_chromium() -> None:
+    if shutil.which(CHROMIUM) and shutil.which(DRIVER):
+        return
+    if shutil.which("apt-get") is None:
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver (apt-get install -y chromium "
+                    "chromium-driver); no apt-get here")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    sudo = [] if _is_root() else ["sudo", "-n"]
+    subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env, timeout=600)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=True, env=env,
+                   timeout=900)
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _install_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    # an explicit driver path: Selenium Manager would otherwise try to download one
+    driver = webdriver.Chrome(service=Service(shutil.which(DRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory):
+    home = tmp_path_factory.mktemp("view-browser")
+    versions = build_store(home)
+    with ViewServer(home, "--review", "--reviewer", "tester") as s:
+        yield s, home, versions
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_browse_filter_diff_lineage_and_review(browser, viewer):
+    from selenium.webdriver.common.by import By
+
+    server, home, versions = viewer
+    b = browser
+    b.get(server.url + "/")
+    assert {a.text for a in b.find_elements(By.CSS_SELECTOR, "#datasets td:first-child a")} == {
+        "seed", "gen", "gen-judged"}
+    shot(b, "01-datasets")
+
+    b.find_element(By.LINK_TEXT, versions["gen"]).click()
+    assert b.find_element(By.ID, "version-id").text == versions["gen"]
+    assert len(b.find_elements(By.CSS_SELECTOR, "#rows tbody tr")) == 50
+    shot(b, "02-version")
+
+    b.find_element(By.ID, "lo").send_keys("9")
+    b.find_element(By.ID, "hi").send_keys("10")
+    b.find_element(By.ID, "apply").click()
+    assert b.find_element(By.ID, "match-count").text.startswith("24 matching rows")
+    scores = [float(td.text) for td in b.find_elements(By.CSS_SELECTOR, "#rows tbody tr td:last-child")]
+    assert len(scores) == 24 and all(9 <= s <= 10 for s in scores)
+    shot(b, "03-filtered")
+
+    b.find_element(By.CSS_SELECTOR, "a.row-link").click()
+    roles = [e.text.lower() for e in b.find_elements(By.CSS_SELECTOR, ".chat .turn .role")]
+    assert roles == ["system", "user", "assistant"]
+    assert b.find_element(By.CSS_SELECTOR, "pre.code code").text.startswith("print(")
+    shot(b, "04-row")
+
+    b.get(f"{server.url}/v/gen-judged/{versions['judged']}")
+    b.find_element(By.ID, "diff-go").click()
+    assert b.find_element(By.ID, "removed").text == "48" and b.find_element(By.ID, "added").text == "0"
+    assert len(b.find_elements(By.CSS_SELECTOR, "#removed-rows tbody tr")) == 20
+    shot(b, "05-diff")
+
+    b.get(f"{server.url}/v/gen-judged/{versions['judged']}")
+    b.find_element(By.ID, "lineage-link").click()
+    nodes = [a.text for a in b.find_elements(By.CSS_SELECTOR, "#lineage a.node-link")]
+    assert nodes == [f"gen-judged@{versions['judged']}", f"gen@{versions['gen']}", f"seed@{versions['seed']}"]
+    shot(b, "06-lineage")
+    b.find_elements(By.CSS_SELECTOR, "#lineage a.node-link")[2].click()
+    assert b.find_element(By.ID, "version-id").text == versions["seed"]
+
+    b.get(f"{server.url}/v/gen/{versions['gen']}/charts")
+    assert len(b.find_elements(By.CSS_SELECTOR, "#charts svg")) >= 3
+    shot(b, "07-charts")
+
+    b.get(f"{server.url}/v/gen-judged/{versions['judged']}/review")
+    boxes = b.find_elements(By.CSS_SELECTOR, "input.drop")
+    first_ids = [tr.find_elements(By.TAG_NAME, "td")[2].text
+                 for tr in b.find_elements(By.CSS_SELECTOR, "#rows tbody tr")[:2]]
+    boxes[0].click()
+    boxes[1].click()
+    assert b.find_element(By.ID, "marked").text == "2 rows marked to drop"
+    shot(b, "08-review")
+    b.find_element(By.ID, "save").click()
+    assert "Saved as a new version" in b.find_element(By.ID, "saved").text
+    shot(b, "09-saved")
+    b.find_element(By.ID, "lineage-link").click()
+    assert "review:human-review@1" in b.find_element(By.ID, "lineage").text
+
+    store = Store(home)
+    reviewed, judged = store.latest("gen-judged-reviewed"), store.get("gen-judged", versions["judged"])
+    assert reviewed.manifest.rows == judged.manifest.rows - 2 == 70
+    assert reviewed.manifest.stage.name == "human-review" and reviewed.manifest.config["reviewer"] == "tester"
+    assert set(first_ids) and not set(first_ids) & set(reviewed.read()["id"].to_list())
+    assert judged.read().height == 72  # the reviewed version is untouched
+
+    b.get(server.url + "/runs")
+    assert "nothing is being written" in b.find_element(By.ID, "writes").text
+    shot(b, "10-runs")
+
+
+def test_script_in_a_row_renders_as_text(browser, viewer):
+    from selenium.webdriver.common.by import By
+
+    server, _, versions = viewer
+    for path in (f"/v/gen/{versions['gen']}/row/3", f"/v/gen/{versions['gen']}?q=pwned",
+                 f"/v/gen/{versions['gen']}/review"):
+        browser.get(server.url + path)
+        assert browser.execute_script("return typeof window.__pwned") == "undefined"
+        assert "<script>window.__pwned=1</script>" in browser.find_element(By.TAG_NAME, "main").text
+    assert browser.find_element(By.TAG_NAME, "main").text.count(XSS[:20]) >= 1
+    shot(browser, "11-xss-row")
