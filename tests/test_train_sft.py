@@ -84,6 +84,8 @@ def check_record(out: Path, method: str, base: Path, refs: list[str], adapter: b
     assert (out / "adapter_config.json").is_file() is adapter
     assert (out / "training_args.json").is_file() and (out / "generation_config.json").is_file()
     assert not list(out.glob("checkpoint-*")) and not out.with_name(out.name + ".partial").exists()
+    if method != "sft-sequential":  # each stage keeps its own log, in its stage directory
+        assert json.loads((out / "trainer_state.json").read_text())["log_history"]  # the loss `factory view` plots
     return doc
 
 
