@@ -21,6 +21,7 @@ from factory.llm.types import ChatRequest, Completion
 
 class OpenAIProvider(OpenAIBatch, SDKProvider):
     name = "openai"
+    prompt_per_sample = False  # `n` samples share one prompt
     sdk, client_class = "openai", "AsyncOpenAI"
     base_url_env, key_env, default_host = "OPENAI_BASE_URL", "OPENAI_API_KEY", "api.openai.com"
     choice_scoring = "logprobs"  # `--scoring logprobs`: from `top_logprobs`, where the server returns them

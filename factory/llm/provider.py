@@ -72,6 +72,8 @@ class Provider(ABC):
     local: ClassVar[bool] = False
     #: Providers with a batch API (`--batch`) implement the `batch_*` methods (see `factory.llm.batch`).
     batch_api: ClassVar[bool] = False
+    #: Whether a request for `n` samples pays for its prompt `n` times (APIs without `n` make n calls).
+    prompt_per_sample: ClassVar[bool] = True
     batch_poll_s: float = 5.0
     #: How a request with `choices` is answered: "native" (the model's own next-token probabilities, with
     #: the reply prefilled), "logprobs" (the API's top logprobs of the first reply token), None (not at all).

@@ -10,9 +10,13 @@
   with `error` set, never dropped;
 * a bad key or a missing model stops the run at once, and so does a window of mostly failing calls
   (the circuit breaker) — nothing failed is cached, so a rerun retries it;
-* with a budget, each call reserves its worst-case cost (prompt + `max_tokens`) before it is sent, so
-  the run stops before it could exceed the budget; `BudgetExhausted` is raised after every paid-for
-  answer has been yielded and cached.
+* with a budget, each call reserves its worst-case cost before it is sent (an upper bound on the prompt's
+  tokens, once per sample where the API has no `n`, plus `max_tokens` per sample; again before each paid
+  retry), so the run stops before it could exceed the budget; an answer is settled at its reported usage, or
+  at its reservation when the provider reports none; `BudgetExhausted` is raised after every paid-for
+  answer has been yielded and cached;
+* an empty reply (no choices, `null` or blank text) is a failure like a reply that breaks its schema:
+  asked again, then a failed row, never cached.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from factory.llm.limits import Gate, RateLimiter
 from factory.llm.pricing import Price
 from factory.llm.progress import Progress
 from factory.llm.provider import CallError, Provider
+from factory.llm.tokens import prompt_token_bound
 from factory.llm.types import ChatRequest, Completion
 from factory.store.manifest import Cost
 
@@ -156,7 +161,7 @@ class LLM:
         requests = list(requests)
         cached = self._lookup(requests) if self.cache and not self.settings.refresh else {}
         todo = [r for r in requests if self.key(r) not in cached]
-        prompt = sum(approx_tokens(r) for r in todo)
+        prompt = sum(self._prompt_bound(r) for r in todo)
         completion = sum(r.max_tokens * r.n for r in todo)
         usd = self.price.cost(prompt, completion) if self.price else float("nan")
         batch_usd = self.price.batch().cost(prompt, completion) if self.price else float("nan")
@@ -369,11 +374,18 @@ class LLM:
                 problem = self._invalid(r, completion)
                 if problem is None:
                     break
-                # the reply was paid for but breaks its schema: ask again (a new sample), then fail the row
+                # the reply was paid for but is empty or breaks its schema: ask again (a new sample), then fail
                 invalid += 1
+                failed = Completion(error=problem, texts=completion.texts, model=completion.model)
                 if invalid > s.schema_retries:
-                    completion = Completion(error=problem, texts=completion.texts, model=completion.model)
-                    self._finish(i, key, completion, reserved, queue, answered=True)
+                    self._finish(i, key, failed, reserved, queue, answered=True)
+                    return
+                # the next try is paid again: it needs a reservation of its own, within the budget
+                self._reserved -= reserved
+                reserved = self._reserve(r)
+                if reserved is None:
+                    self._budget_hit = True
+                    self._finish(i, key, failed, 0.0, queue, answered=True)
                     return
                 self.stats.retries += 1
                 continue
@@ -386,7 +398,8 @@ class LLM:
                 break
             self.stats.retries += 1
             if err.retry_after is not None:
-                delay = err.retry_after * random.uniform(1.0, 1.1)
+                # capped: one `Retry-After: 86400` must not stall the run for a day
+                delay = min(err.retry_after, s.backoff_max_s) * random.uniform(1.0, 1.1)
             else:
                 delay = min(s.backoff_max_s, s.backoff_base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
             attempt += 1
@@ -394,22 +407,25 @@ class LLM:
         self._finish(i, key, completion, reserved, queue)
 
     def _invalid(self, r: ChatRequest, c: Completion) -> str | None:
-        """Why an answer breaks the request's schema (None when it has none or matches); its cost is counted."""
-        if r.schema is None:
-            return None
-        from factory.llm.structured import InvalidOutput
+        """Why an answer is unusable: empty, or breaking the request's schema (None when fine); its cost is
+        counted, since it was paid for."""
+        problem = empty_reply(c)
+        if problem is None and r.schema is not None:
+            from factory.llm.structured import InvalidOutput
 
-        try:
-            for text in c.texts or [None]:
-                r.schema.validate(text)
-        except InvalidOutput as exc:
-            self.stats.invalid += 1
-            usd = self.price.cost(c.prompt_tokens, c.completion_tokens) if self.price is not None else 0.0
-            self.stats.prompt_tokens += c.prompt_tokens
-            self.stats.completion_tokens += c.completion_tokens
-            self.stats.usd += usd
-            return str(exc)
-        return None
+            try:
+                for text in c.texts or [None]:
+                    r.schema.validate(text)
+            except InvalidOutput as exc:
+                problem = str(exc)
+        if problem is None:
+            return None
+        self.stats.invalid += 1
+        usd = self.price.cost(c.prompt_tokens, c.completion_tokens) if self.price is not None else 0.0
+        self.stats.prompt_tokens += c.prompt_tokens
+        self.stats.completion_tokens += c.completion_tokens
+        self.stats.usd += usd
+        return problem
 
     def _finish(self, i: int, key: str, c: Completion, reserved: float, queue: asyncio.Queue,
                 answered: bool = False, price: Price | None = None) -> None:
@@ -419,6 +435,8 @@ class LLM:
         if c.error is None:
             if self.price is not None:
                 c.cost_usd = (price or self.price).cost(c.prompt_tokens, c.completion_tokens)
+                if c.prompt_tokens + c.completion_tokens <= 0 and reserved > 0:
+                    c.cost_usd = reserved  # no usage reported: assume the worst the call could have cost
             if self.cache is not None:
                 self._unsaved.append((key, c))
             self.stats.answered += 1
@@ -454,15 +472,29 @@ class LLM:
     def _reserve(self, r: ChatRequest) -> float | None:
         return self._reserve_at(r, self.price)
 
+    def _prompt_bound(self, r: ChatRequest) -> int:
+        """Prompt tokens `r` can be billed for: an upper bound, times `n` where each sample is its own call."""
+        samples = r.n if self.provider.prompt_per_sample else 1
+        return prompt_token_bound(r, self.provider.model) * samples
+
     def _reserve_at(self, r: ChatRequest, price: Price | None) -> float | None:
         """Reserve the worst-case cost of `r` at `price` against the budget; None when it does not fit."""
         if self.settings.budget_usd is None or price is None:
             return 0.0
-        worst = price.cost(approx_tokens(r), r.max_tokens * r.n)
+        worst = price.cost(self._prompt_bound(r), r.max_tokens * r.n)
         if self.stats.usd + self._reserved + worst > self.settings.budget_usd:
             return None
         self._reserved += worst
         return worst
+
+
+def empty_reply(c: Completion) -> str | None:
+    """Why a reply counts as empty (no choices, `null` or blank text), or None."""
+    if not c.texts:
+        return "empty reply: the API returned no choices"
+    if any(t is None or not str(t).strip() for t in c.texts):
+        return "empty reply: the model returned no text"
+    return None
 
 
 def run_sync(coro):

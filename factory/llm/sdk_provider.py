@@ -10,7 +10,7 @@ import os
 from typing import Any, ClassVar
 
 from factory.errors import FactoryError
-from factory.llm.provider import Provider, missing_extra
+from factory.llm.provider import CallError, Provider, missing_extra
 
 
 def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY") -> str | None:
@@ -82,9 +82,13 @@ class SDKProvider(Provider):
         from factory.llm.sdk_errors import to_call_error
 
         try:
-            return await method(**params)
+            result = await method(**params)
         except Exception as exc:
             raise to_call_error(exc, importlib.import_module(self.sdk), self.where) from None
+        if isinstance(result, (str, bytes)):
+            # the SDKs hand back the raw text of a 200 that is not JSON (a proxy's HTML page): retry it
+            raise CallError(f"malformed response ({self.where}): not JSON: {str(result)[:80]!r}", retryable=True)
+        return result
 
     async def aclose(self) -> None:
         if self._client is not None:

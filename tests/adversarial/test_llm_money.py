@@ -1,0 +1,171 @@
+"""The LLM layer's money and data safety against servers that charge honestly but answer badly.
+
+Budget: a stub that reports usage honestly (its tokenizer: whitespace words) is charged through the real
+`openai` / `anthropic` SDKs; whatever the prompts look like (one-letter words, which a 4-characters-a-token
+guess under-counts fourfold) and however many samples a request asks for, the total it reports is within the
+budget. Empty replies (`""`, blanks, `null`, `choices: []`) and 200s with an HTML body come from a small
+hostile OpenAI-compatible server started here: they are failures, retried, then failed rows, never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from factory.llm import ChatRequest, load_llm
+from factory.llm.runner import BudgetExhausted
+from factory.testing.llm_stub import StubLLMServer
+
+PRICE = 1000.0  # $ per million tokens, in and out: a few hundred tokens cost cents
+
+
+def _home(tmp_path, price: float = PRICE):
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "config.yaml").write_text(
+        f"prices:\n  stub-model: {{input: {price}, output: {price}}}\n  claude-stub: {{input: {price}, output: {price}}}\n"
+    )
+    return home
+
+
+def _env(monkeypatch, base_openai: str, base_anthropic: str = "") -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", base_openai)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    if base_anthropic:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", base_anthropic)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+
+
+def _short_words(i: int) -> list[ChatRequest]:
+    text = " ".join("abcdefghij"[(i + k) % 10] for k in range(120))  # 120 tokens for the stub, 239 characters
+    return [ChatRequest(messages=[{"role": "user", "content": f"{i} {text}"}], max_tokens=30)]
+
+
+@pytest.mark.parametrize("spec,n", [("openai:stub-model", 1), ("openai:stub-model", 5), ("anthropic:claude-stub", 5)])
+def test_total_spend_stays_within_the_budget(tmp_path, monkeypatch, spec: str, n: int) -> None:
+    budget = 5.0
+    with StubLLMServer(models=("stub-model", "claude-stub")) as stub:
+        _env(monkeypatch, stub.openai_base_url, stub.anthropic_base_url)
+        llm = load_llm(spec, home=_home(tmp_path), budget_usd=budget, concurrency=4, progress=False)
+        requests = [
+            ChatRequest(messages=r.messages, max_tokens=r.max_tokens, n=n, temperature=0.7)
+            for i in range(200)
+            for r in _short_words(i)
+        ]
+        with pytest.raises(BudgetExhausted):
+            llm.generate_sync(requests)
+        s = stub.stats()
+    charged = (s["prompt_tokens"] + s["completion_tokens"]) * PRICE / 1e6
+    assert 0 < charged <= budget, f"the server charged ${charged:.4f} of a ${budget} budget"
+    assert llm.stats.usd == pytest.approx(charged)
+    assert llm.stats.answered > 0
+
+
+# -- a hostile OpenAI-compatible server ------------------------------------------------------------------
+def _completion(content, choices=True) -> dict:
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub-model",
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    body["choices"] = (
+        [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]
+        if choices
+        else []
+    )
+    return body
+
+
+class Hostile:
+    """Answers each distinct prompt with `bad` for its first `bad_times` calls, then with a real answer."""
+
+    def __init__(self, bad: str, bad_times: int) -> None:
+        self.bad, self.bad_times = bad, bad_times
+        self.calls: dict[str, int] = {}
+        self.retry_after: str | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        seen = self.calls[prompt] = self.calls.get(prompt, 0) + 1
+        if self.retry_after is not None and seen == 1:
+            return web.json_response(
+                {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": self.retry_after}
+            )
+        if seen <= self.bad_times:
+            if self.bad == "html":
+                return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+            if self.bad == "no-choices":
+                return web.json_response(_completion(None, choices=False))
+            return web.json_response(_completion({"empty": "", "blank": " \n\t ", "null": None}[self.bad]))
+        return web.json_response(_completion(f"answer to {prompt}"))
+
+
+@pytest.fixture
+def hostile() -> Iterator:
+    started: list = []
+
+    def run(bad: str, bad_times: int):
+        server = Hostile(bad, bad_times)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", server.handle)
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port = runner.addresses[0][1]
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        started.append((loop, runner, thread))
+        return server, f"http://127.0.0.1:{port}/v1"
+
+    yield run
+    for loop, runner, thread in started:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def _ask(tmp_path, n: int = 3, **settings):
+    llm = load_llm("openai:stub-model", home=_home(tmp_path), progress=False, backoff_base_s=0.01, **settings)
+    requests = [ChatRequest(messages=[{"role": "user", "content": f"q{i}"}], max_tokens=5) for i in range(n)]
+    return llm, llm.generate_sync(requests)
+
+
+@pytest.mark.parametrize("bad", ["empty", "blank", "null", "no-choices", "html"])
+def test_bad_replies_are_retried_then_answered(tmp_path, monkeypatch, hostile, bad: str) -> None:
+    server, url = hostile(bad, 1)
+    _env(monkeypatch, url)
+    llm, out = _ask(tmp_path)
+    assert [c.error for c in out] == [None] * 3
+    assert [c.text for c in out] == ["answer to q0", "answer to q1", "answer to q2"]
+    assert all(count == 2 for count in server.calls.values())
+
+
+@pytest.mark.parametrize("bad", ["empty", "blank", "null", "no-choices", "html"])
+def test_bad_replies_that_persist_are_failed_rows_never_cached(tmp_path, monkeypatch, hostile, bad: str) -> None:
+    server, url = hostile(bad, 10**6)
+    _env(monkeypatch, url)
+    llm, out = _ask(tmp_path, max_retries=2, schema_retries=1)
+    assert all(c.error for c in out) and llm.stats.failed == 3 and llm.stats.answered == 0
+    calls = dict(server.calls)
+    server.bad_times = 0  # the server recovers: a rerun asks again, since nothing bad was cached
+    again, out = _ask(tmp_path)
+    assert [c.error for c in out] == [None] * 3 and again.stats.cached == 0
+    assert all(server.calls[p] == calls[p] + 1 for p in calls)
+
+
+def test_retry_after_is_capped(tmp_path, monkeypatch, hostile) -> None:
+    server, url = hostile("empty", 0)
+    server.retry_after = "86400"  # a day
+    _env(monkeypatch, url)
+    llm, out = _ask(tmp_path, n=1, backoff_max_s=0.2)
+    assert out[0].text == "answer to q0" and llm.stats.retries == 1
