@@ -14,6 +14,7 @@ FOLDERS = {
     "factory.trainers": "trainers",
     "factory.publish": "publish",
     "factory.cards": "cards",
+    "factory.recipes.shipped": "recipes",  # the recipe YAML files (and accelerate configs), as package data
 }
 
 packages = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -160,17 +161,25 @@ def test_default_home_is_in_the_working_directory(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_quickstart_the_readme_main_command(home):
     """Exactly what the README's first command runs after installing: offline, with the embedded model."""
-    r = run_factory("quickstart", home=home, timeout=1200)
-    assert r.returncode == 0, r.stderr
+    r = run_factory("quickstart", home=home, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "kept/dropped/failed" in r.stdout and "sample rows of lamini-judged" in r.stdout
     store = Store(home)
     assert store.resolve("dolly-seed").manifest.rows >= 50
-    assert set(store.resolve("flan-seed").manifest.columns) >= {"task", "inputs", "targets"}
     built = store.resolve("lamini")
     df = built.read()
-    assert 0 < df.height <= 6 and built.manifest.stage.name == "lamini"
+    assert 0 < df.height <= 8 and built.manifest.stage.name == "lamini"
     assert df["response"].drop_nulls().len() > 0 and df["model"][0] == "hf:local"
     deduped = store.resolve("lamini-dedup")
     assert deduped.manifest.inputs[0].ref() == built.ref and built.manifest.inputs[0].name == "dolly-seed"
-    assert (home / "models").is_dir()  # the embedded model's safetensors cache
+    judged = store.resolve("lamini-judged")
+    assert judged.manifest.inputs[0].ref() == deduped.ref
+    run = json.loads((home / "runs" / "quickstart" / "run.json").read_text())
+    assert [s["status"] for s in run["stages"]] == ["done"] * 6 and run["ok"]
+    ckpt = Path(run["stages"][4]["artefact"])
+    assert json.loads((ckpt / "factory.json").read_text())["datasets"][0]["name"] == "lamini-judged"
     again = run_factory("quickstart", home=home, timeout=600)
-    assert again.returncode == 0 and "already stored" in again.stdout and deduped.ref in again.stdout
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "every stage was done before" in again.stdout and judged.ref in again.stdout
+    rerun = json.loads((home / "runs" / "quickstart" / "run.json").read_text())
+    assert [s["status"] for s in rerun["stages"]] == ["skipped"] * 6

@@ -57,7 +57,8 @@ class TrainConfig(StrictModel):
         "merge", description="SFT on several datasets: one stage each, starting from the previous stage merged "
                              "into the weights (merge) or continuing its adapter (continue); off: one run on all")
     chat_template: str = Field(
-        "chatml", description="for base models without a chat template: chatml, a .jinja file, or none")
+        "chatml", description="for base models without a chat template: chatml, openbezoar (### Instruction / "
+                              "### Response), a .jinja file, or none")
     lora: dict[str, Any] = Field(default_factory=dict, validate_default=True, description="peft.LoraConfig fields")
     quantization: dict[str, Any] = Field(default_factory=dict, validate_default=True,
                                          description="transformers.BitsAndBytesConfig args")

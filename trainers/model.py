@@ -95,6 +95,9 @@ def load_model(source: str, model_init: dict[str, Any], quantization: Any = None
         raise FactoryError(f"could not load model {source}: {_first_line(exc)}") from None
 
 
+NAMED_TEMPLATES = Path(__file__).parent / "templates"  # chat_template: NAME -> templates/NAME.jinja
+
+
 def ensure_chat_template(tokenizer: Any, model: Any, setting: str) -> list[int]:
     """Give a tokenizer without a chat template the configured one; return the ids of tokens it had to add."""
     if tokenizer.chat_template:
@@ -102,9 +105,11 @@ def ensure_chat_template(tokenizer: Any, model: Any, setting: str) -> list[int]:
     if setting == "none":
         return []
     if setting != "chatml":
-        path = Path(setting).expanduser()
+        named = NAMED_TEMPLATES / f"{setting}.jinja"
+        path = named if named.is_file() else Path(setting).expanduser()
         if not path.is_file():
-            raise BadInput(f"config: chat_template: {setting!r} is neither chatml, none, nor a template file")
+            known = ", ".join(["chatml", "none", *sorted(p.stem for p in NAMED_TEMPLATES.glob("*.jinja"))])
+            raise BadInput(f"config: chat_template: {setting!r} is neither a named template ({known}) nor a file")
         tokenizer.chat_template = path.read_text(encoding="utf-8")
         return []
     from tokenizers import AddedToken

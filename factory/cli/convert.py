@@ -17,6 +17,7 @@ pass_app = click.make_pass_decorator(App)
 # stage name -> "module:class"; each class is a factory.pipeline.stage.Stage that calls no model.
 CONVERTERS = {
     "hh-rlhf": "factory.pipeline.hh_rlhf:HHRLHF",
+    "hh-sft": "factory.pipeline.hh_sft:HHSFT",
     "sft": "factory.pipeline.to_sft:ToSFT",
 }
 
@@ -35,6 +36,7 @@ def convert(app: App, stage: str, ref: str, name: str, config_file: str | None, 
     Stages:
       hh-rlhf   HH-RLHF chosen/rejected dialogues -> prompt/chosen/rejected (for factory train dpo);
                 options: format=conversational (default) | standard
+      hh-sft    HH-RLHF chosen dialogues -> messages (for factory train sft, as OpenBezoar does before DPO)
       sft       instruction/input(context)/response rows -> messages (for factory train sft);
                 options: response_column=response
 

@@ -98,6 +98,8 @@ def publish(app: App, ref_or_dir: str, repo: str, private: bool, revision: str, 
         if report is not None:
             enforce(report)
         say("dry run: nothing was sent")
+        prefix = "datasets/" if plan.kind == "dataset" else ""
+        click.echo(f"{endpoint()}/{prefix}{plan.repo_id}")  # last on stdout, like a real publish's URL
         return
     if report is not None:
         enforce(report)

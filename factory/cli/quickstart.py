@@ -1,9 +1,11 @@
-"""`factory quickstart`: the offline tour: seed data in, a LaMini dataset built by the embedded model,
-deduplicated, looked at and traced. No network, no API key."""
+"""`factory quickstart`: the offline tour, which is the shipped recipe `recipes/quickstart.yaml` run by `factory run`.
+
+Seeds in, a LaMini dataset written by the embedded SmolLM2-135M-Instruct, deduplicated, scored by the logprob
+judge, a LoRA SFT of the same small model, a dry-run publish; then the summary, a few rows and where things are.
+No network, no API key. A rerun skips every finished stage.
+"""
 
 from __future__ import annotations
-
-import time
 
 import click
 
@@ -11,54 +13,47 @@ from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
 
-SEEDS = {"dolly-seed": "dolly", "flan-seed": "flan", "topics": "topics", "hh-seed": "hh"}
-
 
 @click.command()
-@click.option("--llm", "llm_spec", default="local", show_default=True,
-              help="Teacher model (the default is SmolLM2-135M-Instruct, shipped with factory).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=6, show_default=True, help="Rows to generate.")
+@click.option("--llm", "teacher", default="local", show_default=True,
+              help="Teacher and judge model (the default is SmolLM2-135M-Instruct, shipped with factory).")
+@click.option("--model", "base", default="local", show_default=True, help="The model fine-tuned at the end.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True, help="Rows to generate.")
+@click.option("--steps", type=click.IntRange(min=1), default=4, show_default=True, help="LoRA SFT steps.")
 @pass_app
-def quickstart(app: App, llm_spec: str, n: int) -> None:
-    """Run the offline quickstart: seeds in, `factory build lamini` with a local model, dedup, show, lineage.
+def quickstart(app: App, teacher: str, base: str, n: int, steps: int) -> None:
+    """Run the offline quickstart recipe: seeds -> LaMini -> dedup -> logprob judge -> LoRA SFT -> dry-run publish.
 
-    It takes a few minutes on a 2-core laptop (most of it the small model writing). Rerunning it is
-    nearly free: every answer is cached and every unchanged step is reused.
+    It takes a few minutes on a 2-core laptop (most of it the small model writing). Rerunning it finishes in
+    seconds: every stage that is done is skipped. The same as `factory run quickstart`.
     """
     from factory.cli._fmt import short
-    from factory.data import seed_path
-    from factory.llm import load_llm
-    from factory.pipeline.dedup import DedupConfig, DedupExact
-    from factory.pipeline.execute import run_stage
-    from factory.schemes.lamini import LaMini, LaMiniConfig
-    from factory.store.importer import import_dataset
+    from factory.cli.main import cli
+    from factory.cli.run import recipe_path
+    from factory.errors import FactoryError
+    from factory.recipes.report import summary
+    from factory.recipes.runner import Runner
+    from factory.recipes.spec import load_recipe
 
-    store = app.store
-    started = time.monotonic()
-    click.echo(f"factory home: {store.home}")
-    click.echo("1. import the seed sets shipped with factory          (factory datasets import seeds:dolly ...)")
-    for name, seed in SEEDS.items():
-        version, created = import_dataset(store, str(seed_path(seed)), name)
-        click.echo(f"   {version.ref:<28} {version.manifest.rows:>4} rows  ({'new' if created else 'already stored'})")
-    click.echo(f"2. generate {n} instructions and answers with LaMini   "
-               f"(factory build lamini --from dolly-seed --llm {llm_spec} --n {n})")
-    stage = LaMini(LaMiniConfig(per_request=3, max_tokens=96, generate_max_tokens=128, temperature=0.0))
-    llm = load_llm(llm_spec, home=store.home, progress=app.verbosity >= 0)
-    built = run_stage(store, stage, llm, store.resolve("dolly-seed"), "lamini", max_rows=n).version
-    c = built.manifest.counters
-    click.echo(f"   {built.ref}: {c['kept']} rows ({c['failed']} failed), {built.manifest.cost.requests} requests")
-    click.echo("3. drop exact duplicates                              (factory dedup lamini)")
-    dedup = DedupExact(DedupConfig(columns=["instruction", "input"]))
-    deduped = run_stage(store, dedup, None, built, "lamini-dedup").version
-    click.echo(f"   {deduped.ref}: kept {deduped.manifest.counters['kept']}, "
-               f"dropped {deduped.manifest.counters['dropped']}")
-    click.echo("4. a look at the result                               (factory datasets show lamini-dedup)")
-    for row in deduped.scan().head(3).collect().iter_rows(named=True):
-        click.echo(f"   - {short(row['instruction'], 90)}")
-        click.echo(f"     -> {short(row['response'] or row['error'], 90)}")
-    click.echo("5. how it was made                                    (factory lineage lamini-dedup)")
-    m = deduped.manifest
-    click.echo(f"   {m.ref()} <- {m.stage.label()} <- {built.ref} <- {built.manifest.stage.label()} "
-               f"with {llm.spec} <- {built.manifest.inputs[0].ref()}")
-    click.echo(f"done in {time.monotonic() - started:.0f} s. Next: factory datasets list | factory lineage "
-               "lamini-dedup | factory schemes list")
+    sets = [f"teacher={teacher}", f"base={base}", f"n={n}", f"steps={steps}"]
+    recipe = load_recipe(recipe_path("quickstart"), sets)
+    runner = Runner(cli, app.store.home, recipe)
+    click.echo(f"factory home: {app.store.home}; the recipe: factory run quickstart ({recipe_path('quickstart')})",
+               err=True)
+    outcomes = runner.run()
+    click.echo(summary(outcomes))
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise FactoryError(f"stage {failed[0].name!r} failed: {failed[0].error}")
+    if all(o.status == "skipped" for o in outcomes):
+        click.echo("every stage was done before: nothing ran, nothing was asked again (answers come from the "
+                   "store and the LLM cache)")
+    by_name = {o.name: o for o in outcomes}
+    judged = app.store.resolve(by_name["lamini-judged"].artefact)
+    click.echo(f"\nsample rows of {judged.ref} (generated by {teacher}, scored by the logprob judge):")
+    for row in judged.scan().head(3).collect().iter_rows(named=True):
+        score = row.get("judge_score")
+        click.echo(f"  - [{'-' if score is None else f'{score:.1f}'}] {short(row.get('instruction'), 90)}")
+        click.echo(f"      -> {short(row.get('response') or row.get('error'), 90)}")
+    click.echo(f"\ncheckpoint: {by_name['sft'].artefact}\nrun record: {runner.dir / 'run.json'}\n"
+               f"next: factory lineage {judged.name} | factory datasets show {judged.name} | factory view")
