@@ -12,6 +12,23 @@ REDACTED = "***"
 _SECRET_KEY = re.compile(r"^(key|authorization)$|(^|[_\-.])(api[_-]?key|apikey|secret[_-]?key|access[_-]?key|"
                          r"token|secret|password|passwd|credentials?)$", re.I)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TOGETHER_API_KEY")
+# Secrets this process was configured with beyond the usual variables: keys read from the variable an
+# `api_key_env:` names, header values we send. Every error text is scrubbed of them too.
+_REGISTERED: set[str] = set()
+_REGISTERED_ENV: set[str] = set()
+
+
+def register_secret(value: str | None, env_name: str | None = None) -> None:
+    """Remember `value` (a key, a token, a header value) so `scrub` masks it wherever it appears."""
+    if env_name:
+        _REGISTERED_ENV.add(env_name)
+    if value and len(value) >= 6:
+        _REGISTERED.add(value)
+
+
+def secret_env_names() -> tuple[str, ...]:
+    """The usual secret variables plus those this process was configured to read keys from."""
+    return tuple(dict.fromkeys([*SECRET_ENV_VARS, *sorted(_REGISTERED_ENV)]))
 
 
 def is_secret_key(key: str) -> bool:
@@ -19,7 +36,9 @@ def is_secret_key(key: str) -> bool:
 
 
 def _known_secret_values() -> list[str]:
-    return [v for v in (os.environ.get(name) for name in SECRET_ENV_VARS) if v and len(v) >= 6]
+    values = {v for v in (os.environ.get(name) for name in secret_env_names()) if v and len(v) >= 6}
+    # longest first, so a secret that contains another is masked whole
+    return sorted(values | _REGISTERED, key=len, reverse=True)
 
 
 def redact(obj: Any) -> Any:

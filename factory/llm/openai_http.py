@@ -14,12 +14,14 @@ import json
 from typing import Any
 
 from factory.llm.provider import CallError, error_for_status
+from factory.secrets import register_secret
 
 
 class OpenAIHTTP:
     def __init__(self, base_url: str, api_key: str, timeout_s: float, concurrency: int, what: str):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        register_secret(api_key)
         self.timeout_s = timeout_s
         self.concurrency = concurrency
         self.what = what

@@ -19,7 +19,10 @@ class CallError(Exception):
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, fatal: bool = False,
                  retry_after: float | None = None, unreachable: bool = False):
-        super().__init__(message)
+        from factory.secrets import scrub
+
+        # A server may echo our Authorization header in its error: the message goes to stderr and to rows.
+        super().__init__(scrub(message))
         self.status = status
         self.retryable = retryable
         self.fatal = fatal

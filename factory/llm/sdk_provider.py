@@ -11,11 +11,13 @@ from typing import Any, ClassVar
 
 from factory.errors import FactoryError
 from factory.llm.provider import CallError, Provider, missing_extra
+from factory.secrets import register_secret
 
 
 def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY") -> str | None:
     """The key to send, or None when there is none (a dry run needs none; a real call fails in `ready`)."""
     key = os.environ.get(env_var)
+    register_secret(key, env_var)  # masked in every error text from here on, whatever the variable is named
     if key:
         return key
     if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):

@@ -10,7 +10,6 @@ hostile OpenAI-compatible server started here: they are failures, retried, then 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 
@@ -28,7 +27,8 @@ def _home(tmp_path, price: float = PRICE):
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "config.yaml").write_text(
-        f"prices:\n  stub-model: {{input: {price}, output: {price}}}\n  claude-stub: {{input: {price}, output: {price}}}\n"
+        f"prices:\n  stub-model: {{input: {price}, output: {price}}}\n"
+        f"  claude-stub: {{input: {price}, output: {price}}}\n"
     )
     return home
 
@@ -90,8 +90,12 @@ class Hostile:
         self.bad, self.bad_times = bad, bad_times
         self.calls: dict[str, int] = {}
         self.retry_after: str | None = None
+        self.echo: int | None = None  # answer this status with the Authorization header in the message
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.echo is not None:
+            message = f"bad request from {request.headers.get('Authorization', '')}"
+            return web.json_response({"error": {"message": message, "type": "invalid"}}, status=self.echo)
         body = await request.json()
         prompt = body["messages"][-1]["content"]
         seen = self.calls[prompt] = self.calls.get(prompt, 0) + 1
@@ -169,3 +173,33 @@ def test_retry_after_is_capped(tmp_path, monkeypatch, hostile) -> None:
     _env(monkeypatch, url)
     llm, out = _ask(tmp_path, n=1, backoff_max_s=0.2)
     assert out[0].text == "answer to q0" and llm.stats.retries == 1
+
+
+# -- a server that echoes the key ------------------------------------------------------------------------
+KEY = "sk-live-0123456789abcdef"
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_an_echoed_key_never_reaches_rows_or_errors(tmp_path, monkeypatch, hostile, status: int) -> None:
+    from factory.errors import FactoryError
+    from publish.guard import secret_values
+
+    server, url = hostile("empty", 0)
+    server.echo = status
+    home = _home(tmp_path)
+    (home / "config.yaml").write_text(
+        (home / "config.yaml").read_text() + "providers:\n  openai:\n    api_key_env: MY_LLM_CRED\n"
+    )
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("MY_LLM_CRED", KEY)
+    llm = load_llm("openai:stub-model", home=home, progress=False, max_retries=0)
+    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    try:
+        out = llm.generate_sync([request])
+    except FactoryError as exc:
+        assert status == 401 and KEY not in str(exc) and "***" in str(exc)
+    else:
+        assert status == 400 and out[0].error and KEY not in out[0].error and "***" in out[0].error
+    # the publish guard knows the configured variable, though its name does not look secret
+    assert secret_values(home)[KEY] == "$MY_LLM_CRED"
