@@ -154,3 +154,26 @@ def test_script_in_a_row_renders_as_text(browser, viewer):
         assert "<script>window.__pwned=1</script>" in browser.find_element(By.TAG_NAME, "main").text
     assert browser.find_element(By.TAG_NAME, "main").text.count(XSS[:20]) >= 1
     shot(browser, "11-xss-row")
+
+
+def test_runs_page_follows_a_write_as_it_happens(browser, viewer):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from factory.store import StageInfo
+
+    server, home, _ = viewer
+    browser.get(server.url + "/runs")
+    browser.execute_script("window.__same_page = 1")  # the table must change without a reload
+    writer = Store(home).writer("streaming", stage=StageInfo(kind="scheme", name="lamini", version="1"),
+                                config={"n": 40}, shard_bytes=1)
+    writer.write([{"instruction": f"q{i}", "response": f"<i>answer {i}</i>"} for i in range(40)])
+    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    wait.until(lambda b: writer.version in b.find_element(By.ID, "writes").text)
+    row = browser.find_element(By.CSS_SELECTOR, "#writes tbody tr").text
+    assert "running" in row and " 40 " in f" {row} "
+    assert "<i>answer 39</i>" in browser.find_element(By.ID, "latest").text  # text, not markup
+    shot(browser, "12-runs-live")
+    writer.commit()
+    wait.until(lambda b: "nothing is being written" in b.find_element(By.ID, "writes").text)
+    assert browser.execute_script("return window.__same_page") == 1
