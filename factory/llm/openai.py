@@ -1,10 +1,12 @@
 """`openai:MODEL`: the `openai` SDK, for OpenAI and any OpenAI-compatible server.
 
 The base URL comes from the `base_url` option or `OPENAI_BASE_URL` (a `vllm serve` process, llama.cpp's
-server, Together, ...); the key from `api_key_env` (default `OPENAI_API_KEY`). The SDK runs on its aiohttp
-transport with a connection pool as large as the run's concurrency, and with its own retries off: the
-runner retries, once, for every provider. Option `transport: http` swaps the SDK for the lean wire-level
-client in `openai_http` (same requests, same fields read), for very high request rates.
+server, Together, ...); the key from `api_key_env` (default `OPENAI_API_KEY`). Chat calls go through the lean
+wire-level client in `openai_http` by default (`transport: http`: the same requests and fields, the same
+error mapping, proxies and TLS settings, at several times the SDK's request rate on a small machine). Option
+`transport: sdk` uses the `openai` SDK instead, on its aiohttp transport with a connection pool as large as
+the run's concurrency. Either way the SDK's own retries are off: the runner retries, once, for every
+provider. The batch API (`--batch`) always uses the SDK.
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ class OpenAIProvider(OpenAIBatch, SDKProvider):
     base_url_env, key_env, default_host = "OPENAI_BASE_URL", "OPENAI_API_KEY", "api.openai.com"
     choice_scoring = "logprobs"  # `--scoring logprobs`: from `top_logprobs`, where the server returns them
 
-    def __init__(self, model: str, *, transport: str = "sdk", **options: Any):
+    def __init__(self, model: str, *, transport: str = "http", proxy: str | None = None,
+                 ca_bundle: str | None = None, verify_ssl: bool = True, **options: Any):
         super().__init__(model, **options)
         if transport not in ("sdk", "http"):
             raise FactoryError(f"openai provider: transport must be 'sdk' or 'http', not {transport!r}")
+        self.transport = transport
         self._http = None
         if transport == "http":
             from factory.llm.openai_http import OpenAIHTTP
 
             base = self.base_url or "https://api.openai.com/v1"
-            self._http = OpenAIHTTP(base, self.api_key, self.timeout_s, self.concurrency, f"{self.spec} at {base}")
+            self._http = OpenAIHTTP(base, self.api_key, self.timeout_s, self.concurrency, f"{self.spec} at {base}",
+                                    proxy=proxy, ca_bundle=ca_bundle, verify_ssl=verify_ssl)
 
     def _params(self, r: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "messages": r.chat(), "max_tokens": r.max_tokens}
