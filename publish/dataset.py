@@ -43,7 +43,7 @@ def hub_features(version: DatasetVersion) -> tuple[list[dict[str, Any]], dict[st
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
 
-    files = version.files()
+    files = version.checked_files()
     features = Features.from_arrow_schema(pq.read_schema(files[0]))
     metas = [pq.ParquetFile(f).metadata for f in files]
     num_bytes = sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
@@ -82,7 +82,7 @@ def plan_dataset(store: Store, ref: str, options: PublishOptions,
 
     repo_id = parse_repo(options.repo, "dataset")
     version = store.resolve(ref)
-    files = version.files()
+    files = version.checked_files()
     if not files or version.manifest.rows == 0:
         raise BadInput(f"nothing to publish: {version.ref} has no rows")
     report = check_version(version, options.decontam, store)

@@ -168,6 +168,7 @@ def rm(app: App, ref: str, force: bool, every: bool) -> None:
     """Remove a version (REF=NAME removes the latest). Refuses while later versions depend on it."""
     store = app.store
     target = store.resolve(ref)
+    store.check_owned(target)
     victims = store.versions(target.name) if every else [target]
     if not force:  # check all first, so a refusal removes nothing
         doomed = {v.ref for v in victims}

@@ -14,6 +14,7 @@ last, so a reader never sees half a version and a crash leaves every earlier ver
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from factory.errors import BadInput, FactoryError
 from factory.fsutil import atomic_write
 from factory.store.manifest import MANIFEST, Manifest
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -66,16 +69,38 @@ class DatasetVersion:
     def files(self) -> list[Path]:
         return sorted((self.path / "data").glob("*.parquet"))
 
+    def checked_files(self) -> list[Path]:
+        """The shards, after checking the manifest's files are all there: a version never reads as empty."""
+        files = self.files()
+        listed = [self.path / f.path for f in self.manifest.files]
+        missing = [p for p in listed if not p.is_file()]
+        if missing or (self.manifest.rows and not files):
+            found = sum(f.rows for f in self.manifest.files if (self.path / f.path).is_file()) if listed else 0
+            where = f" (missing: {', '.join(p.name for p in missing[:3])})" if missing else ""
+            raise FactoryError(f"{self.ref} is damaged: the manifest says {self.manifest.rows} rows, found "
+                               f"{found if missing else 0}{where}")
+        return files
+
     def scan(self) -> pl.LazyFrame:
         import polars as pl
 
-        files = self.files()
+        files = self.checked_files()
         if not files:
             return pl.LazyFrame(schema={c: pl.String for c in self.manifest.columns})
         return pl.scan_parquet(files)
 
     def read(self) -> pl.DataFrame:
-        return self.scan().collect()
+        import polars as pl
+
+        try:
+            df = self.scan().collect()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise FactoryError(f"{self.ref} is damaged: cannot read its shards ({str(exc).splitlines()[0]})") from None
+        if df.height != self.manifest.rows:
+            raise FactoryError(
+                f"{self.ref} is damaged: the manifest says {self.manifest.rows} rows, found {df.height}"
+            )
+        return df
 
     def to_hf(self) -> Any:
         """The version as a `datasets.Dataset` (the Parquet shards loaded as they are)."""
@@ -117,8 +142,17 @@ class Store:
         d = self.datasets_dir / check_name(name)
         if not d.is_dir():
             return []
-        found = [self._load(p) for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        found = [self._load_or_warn(p) for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted((v for v in found if v), key=lambda v: (v.manifest.created, v.version))
+
+    @classmethod
+    def _load_or_warn(cls, path: Path) -> DatasetVersion | None:
+        """A version for listings: one corrupt manifest is skipped with a warning naming it, not an error."""
+        try:
+            return cls._load(path)
+        except FactoryError as exc:
+            log.warning("warning: skipping %s: %s", path, exc)
+            return None
 
     def all_versions(self) -> Iterator[DatasetVersion]:
         for name in self.names():
@@ -127,7 +161,7 @@ class Store:
     def latest(self, name: str) -> DatasetVersion | None:
         pointer = self.datasets_dir / check_name(name) / "latest"
         if pointer.is_file():
-            v = self._load(self.datasets_dir / name / pointer.read_text().strip())
+            v = self._load_or_warn(self.datasets_dir / name / pointer.read_text().strip())
             if v:
                 return v
         versions = self.versions(name)
@@ -171,7 +205,10 @@ class Store:
         manifest = path / MANIFEST
         if not manifest.is_file():
             return None
-        return DatasetVersion(path.absolute(), Manifest.read(manifest))
+        try:
+            return DatasetVersion(path.absolute(), Manifest.read(manifest))
+        except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+            raise FactoryError(f"corrupt manifest {manifest}: {str(exc).splitlines()[0][:200]}") from None
 
     def dependents(self, version: DatasetVersion) -> list[DatasetVersion]:
         """Versions that list `version` among their inputs."""
@@ -187,8 +224,14 @@ class Store:
     def set_latest(self, name: str, version: str) -> None:
         atomic_write(self.datasets_dir / name / "latest", version + "\n")
 
+    def check_owned(self, version: DatasetVersion) -> None:
+        """Refuse a version that lies outside this store (a path given to `datasets rm`, a symlink out)."""
+        if not version.path.resolve().is_relative_to(self.datasets_dir.resolve()):
+            raise BadInput(f"{version.path} is not in this store ({self.home}); refusing to delete it")
+
     def remove(self, version: DatasetVersion, force: bool = False) -> list[DatasetVersion]:
         """Delete one version; refuses while another version depends on it, unless `force`."""
+        self.check_owned(version)
         users = self.dependents(version)
         if users and not force:
             names = ", ".join(u.ref for u in users)
