@@ -147,3 +147,24 @@ def test_a_batch_run_killed_while_polling_resumes_without_submitting_again(tmp_p
     assert stats["batches"] == 1 and stats["files"] == 1  # nothing submitted again
     df = Store(home).resolve(rerun.stdout.strip()).read()
     assert df.height == 5 and df["error"].null_count() == 5
+
+
+def test_eval_under_batch_sends_model_and_judge_through_batches(tmp_path, stub):
+    import json
+
+    from tests.test_eval_mt_bench import grader
+    from tests.test_judge_cli import system_of
+
+    judge = grader([])
+    server = stub()
+    server.responder = lambda call: judge(call) if system_of(call) else f"My answer to: {call['prompt']}"
+    home = make_home(tmp_path, "home")
+    questions = write_jsonl(tmp_path / "q.jsonl", [{"category": "math", "turns": ["What is 2 + 2?"],
+                                                    "reference": ["4"]}, {"category": "chat", "turns": "Say hi."}])
+    out = tmp_path / "r.json"
+    r = invoke(home, "eval", "mt-bench", "--model", "openai:stub-model", "--judge", "openai:stub-model",
+               "--questions", str(questions), "--out", str(out), "--batch")
+    assert r.exit_code == 0, r.output
+    stats = server.stats()
+    assert stats["batches"] >= 2 and sum(v for k, v in stats["by_api"].items() if not k.endswith("-batch")) == 0
+    assert json.loads(out.read_text())["graded"] == 2

@@ -59,7 +59,7 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     from factory.cli._fmt import table
     from factory.eval.mt_bench import AnswerConfig, MTBenchAnswer, run, slug, summarize, table_rows
     from factory.eval.questions import store_questions
-    from factory.llm import load_llm
+    from factory.llm import has_batch_api, load_llm
     from factory.store import check_name
     from factory.judges.rubric import JudgeConfig
 
@@ -72,7 +72,9 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     asked = store_questions(store, questions, n)
     settings = run_settings(kw, app.verbosity)
     judge_llm = load_llm(judge_spec, home=store.home, **settings)
-    model_llm = load_llm(model_spec, home=store.home, **{**settings, "budget_usd": None})
+    # --batch is for the API models: a local model under evaluation answers in-process as always
+    model_batch = settings["batch"] and has_batch_api(model_spec, store.home)
+    model_llm = load_llm(model_spec, home=store.home, **{**settings, "budget_usd": None, "batch": model_batch})
     answer_config = AnswerConfig(max_tokens=max_tokens, temperature=temperature)
     if dry_run:
         stage = MTBenchAnswer(answer_config)

@@ -14,7 +14,15 @@ from typing import Any
 
 from factory.llm.types import ChatRequest, Completion
 
-__all__ = ["ChatRequest", "Completion", "load_llm"]
+__all__ = ["ChatRequest", "Completion", "has_batch_api", "load_llm"]
+
+
+def has_batch_api(spec: str, home: str | Path | None = None) -> bool:
+    """Whether `spec`'s provider has a batch API (`--batch`): openai: and anthropic: do, local models do not."""
+    from factory.llm.spec import home_config, parse_spec, provider_class
+
+    name, _ = parse_spec(spec, home_config(Path(home).absolute() if home else None).aliases)
+    return bool(provider_class(name).batch_api)
 
 
 def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[str, Any] | None = None,
