@@ -132,7 +132,10 @@ def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
             seen.add(n["ref"])
             for k in totals:
                 totals[k] += n["cost"].get(k, 0) or 0
-    words = [method, "lora" if adapter else "",
+    spin = meta.get("spin") if isinstance(meta.get("spin"), dict) else None
+    if spin and spin.get("chain"):  # a SPIN iterate is a fine-tune of model_0; model_t was its reference
+        base = str(spin["chain"][0].get("model") or base)
+    words = [method, "lora" if adapter else "", "dpo" if spin else "",
              *(n.get("stage", "") for n in nodes_all)]
     citations = citations_for(words, lineage_mod.stage_papers(nodes_all))
     base_id = base if _REPO_ID.match(base) and not Path(base).exists() else None
@@ -148,8 +151,13 @@ def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
         "versions": meta.get("versions") or {}, "eval": scores, "datasets": datasets, "cost": totals,
         "description": f"{'A LoRA adapter for' if adapter else 'A fine-tune of'} `{base}`, trained with {method} and "
                        "published by factory; its data lineage, hyperparameters and costs are below.",
-        "citations": [c.as_dict() for c in citations],
+        "citations": [c.as_dict() for c in citations], "spin": spin,
     }
+    if spin:
+        context["description"] = (f"SPIN (self-play fine-tuning) iteration {spin.get('iteration')} of `{base}`: "
+                                  "trained with DPO's loss to prefer the ground-truth answers over the answers of "
+                                  "its reference, the previous iterate. Its data chain, hyperparameters and costs "
+                                  "are below.")
     tags = ["factory", "trl", method, *(["peft", "lora"] if adapter else []), "text-generation"]
     card = model_card(context=context, license=options.license, language=options.language, tags=tags,
                       base_model=base_id, datasets=hub_datasets, library_name="peft" if adapter else "transformers",

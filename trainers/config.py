@@ -40,7 +40,7 @@ OWNED_TRAINING_KEYS = {"output_dir": "--out", "resume_from_checkpoint": "--resum
 # Keys that change what is trained (not how long or how it is logged): a partial run may only be resumed with
 # the same values.
 IDENTITY_KEYS = ("method", "model", "data", "tuning", "lora", "quantization", "model_init", "chat_template",
-                 "sequential")
+                 "sequential", "merge")
 
 
 class TrainConfig(StrictModel):
@@ -59,6 +59,8 @@ class TrainConfig(StrictModel):
     chat_template: str = Field(
         "chatml", description="for base models without a chat template: chatml, openbezoar (### Instruction / "
                               "### Response), a .jinja file, or none")
+    merge: bool = Field(False, description="LoRA/QLoRA: save the adapter merged into full weights (SPIN does, so the "
+                                           "next iteration starts from them); ignored for full tuning")
     lora: dict[str, Any] = Field(default_factory=dict, validate_default=True, description="peft.LoraConfig fields")
     quantization: dict[str, Any] = Field(default_factory=dict, validate_default=True,
                                          description="transformers.BitsAndBytesConfig args")

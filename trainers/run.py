@@ -56,7 +56,9 @@ def settle_tuning(cfg: TrainConfig) -> tuple[str, list[str]]:
 
 
 def run_training(store: Store, cfg: TrainConfig, *, overwrite: bool = False, resume: bool = False,
-                 quiet: bool = False) -> TrainResult:
+                 quiet: bool = False, record_extra: dict[str, Any] | None = None) -> TrainResult:
+    """Train `cfg` into `cfg.out`; `record_extra` adds (or replaces) keys of the run's factory.json (a loop's
+    own lineage, e.g. SPIN's iteration and data chain)."""
     cfg.require()
     mod = method_module(cfg.method)
     versions = [store.resolve(ref) for ref in cfg.data]
@@ -86,7 +88,8 @@ def run_training(store: Store, cfg: TrainConfig, *, overwrite: bool = False, res
 
             doc = run_sequential(versions, run_dir, settings, state.is_main_process, extra)
         else:
-            result = run_job(Job(cfg.method, cfg.model, versions, run_dir), settings)
+            merge = cfg.merge and tuning != "full"
+            result = run_job(Job(cfg.method, cfg.model, versions, run_dir, merge=merge), settings)
             if result.resumed_from:
                 extra["resumed_from"] = result.resumed_from
             doc = checkpoint.record(
@@ -97,6 +100,7 @@ def run_training(store: Store, cfg: TrainConfig, *, overwrite: bool = False, res
         if state.is_main_process and not resume and not _has_progress(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no partial run behind
         raise
+    doc.update(record_extra or {})
     if state.is_main_process:
         checkpoint.write_record(run_dir, doc)
         outdir.commit()

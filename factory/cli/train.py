@@ -1,4 +1,4 @@
-"""`factory train sft|dpo|merge-adapter`: fine-tune a model on dataset versions through TRL and PEFT."""
+"""`factory train sft|dpo|spin|merge-adapter`: fine-tune a model on dataset versions through TRL and PEFT."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def run_options(command: Any) -> Any:
 @run_options
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:
-    """Fine-tune a model on dataset versions: SFT (LoRA, QLoRA, full), sequential SFT, DPO.
+    """Fine-tune a model on dataset versions: SFT (LoRA, QLoRA, full), sequential SFT, DPO, SPIN.
 
     \b
     Examples:
@@ -47,6 +47,7 @@ def train(ctx: click.Context, **opts: Any) -> None:
       factory train sft --model BASE --data lamini,evol,orca --out ckpt/seq       one stage per dataset
       factory train dpo --model ckpt/seq --data hh-dpo --out ckpt/dpo --set training.beta=0.1
       factory train sft ... --set tuning=qlora                                    4-bit, needs CUDA
+      factory train spin --model ckpt/sft --data sft --iterations 2 --out ckpt/spin   self-play (SPIN)
       factory train --config recipe.yaml                                          method from the recipe
       factory train merge-adapter ckpt/sft --out ckpt/sft-merged
       accelerate launch --config_file recipes/accelerate/ddp.yaml -m factory train sft ...
@@ -80,6 +81,46 @@ def sft(ctx: click.Context, **opts: Any) -> None:
 def dpo(ctx: click.Context, **opts: Any) -> None:
     """Direct preference optimization on `prompt`/`chosen`/`rejected` datasets."""
     _run(ctx, "dpo", opts)
+
+
+@train.command("spin")
+@click.option("--model", "-m", metavar="SPEC", help="model_0: the SFT model (a local directory or a Hub id).")
+@click.option("--data", "-d", metavar="REF", help="The SFT dataset whose answers are the ground truth.")
+@click.option("--iterations", "-k", type=int, metavar="K", help="Number of SPIN iterations.")
+@click.option("--out", "-o", metavar="DIR", help="Directory for DIR/iter_<t>/ checkpoints and DIR/spin.json.")
+@click.option("--mix", type=click.Choice(["none", "previous", "all"]),
+              help="Train iteration t on its pairs only, plus iteration t-1's (default, as in the paper), or all.")
+@click.option("--n", "n", type=int, help="Use only the first N rows of the SFT dataset.")
+@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="YAML file of SPIN settings.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="max_tokens=64, max_steps=10, beta=0.1, iterations.2.learning_rate=1e-7, tuning=full, ...")
+@click.pass_context
+def spin(ctx: click.Context, config_file: str | None, sets: tuple[str, ...], **given: Any) -> None:
+    """SPIN self-play fine-tuning: each iteration, the model answers the SFT prompts and DPO teaches it to prefer
+    the ground truth over its own answers, against the previous iterate as reference.
+
+    A rerun skips finished iterations and reuses stored generations and cached answers. The per-iteration
+    metrics are printed as a table and kept in DIR/spin.json; `factory publish DIR/iter_<t>` publishes one.
+
+    \b
+    Examples:
+      factory train spin --model ckpt/sft --data sft-data --iterations 3 --out ckpt/spin
+      factory train spin ... --set iterations.2.learning_rate=1e-7 --set iterations.3.beta=5.0
+      factory train spin ... --n 200 --set max_tokens=64 --set max_steps=10        a quick look
+    """
+    from factory.recipes.spin import run_spin, table
+    from factory.recipes.spin_config import load_spin_config
+
+    app = ctx.find_object(App)
+    cfg = load_spin_config(config_file, sets, **given)
+    quiet = app.verbosity < 0
+    with _quiet_libraries(quiet), contextlib.redirect_stdout(sys.stderr):
+        result = run_spin(app.store, cfg, quiet=quiet)
+    if not quiet:
+        click.echo(table(result.iterations), err=True)
+        if result.stopped_early:
+            click.echo("stopped early: the reward margin did not improve", err=True)
+    click.echo(str(result.last))
 
 
 @train.command("merge-adapter")
