@@ -108,7 +108,8 @@ def test_scheme_with_a_tiny_local_model(home, tiny_dir, scheme, seed, sets):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["build", "nope", "--from", "dolly-seed"], "unknown scheme 'nope' (known: evol-instruct, lamini, orca, self-distill)"),
+    (["build", "nope", "--from", "dolly-seed"],
+     "unknown scheme 'nope' (known: evol-instruct, lamini, orca, self-distill, self-play)"),
     (["build", "orca", "--from", "dolly-seed"], "lacks columns inputs, targets"),
     (["build", "evol-instruct", "--from", "dolly-seed", "--n", "0"], "--n must be a positive number"),
     (["build", "evol-instruct", "--from", "dolly-seed", "--set", "roundz=2"], "unknown key 'roundz'"),
