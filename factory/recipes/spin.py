@@ -67,8 +67,9 @@ def run_spin(store: Store, cfg: SpinConfig, *, quiet: bool = False) -> SpinResul
     _check_model(cfg)
     from trl import DPOConfig
 
-    for plan in plans:  # every iteration's DPO keys are checked before anything is written
+    for t, plan in enumerate(plans):  # every iteration's settings are checked before anything is written
         plan.check_sections(DPOConfig)
+        SelfPlay(cfg.at(t).generation).recipe()
     finished = _finished(out, cfg)
 
     out.mkdir(parents=True, exist_ok=True)

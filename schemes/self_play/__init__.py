@@ -85,6 +85,12 @@ class SelfPlay(Scheme):
         raise BadInput(f"{what} has no prompts and answers: self-play needs `messages`, or `instruction` and "
                        f"`response` columns (has: {', '.join(columns) or 'none'}); {PROMPT_HINT}")
 
+    def recipe(self) -> dict[str, Any]:
+        if self.config.response_schema:
+            raise BadInput("self-play: response_schema does not apply (the model's answers are free text, compared "
+                           "with free-text ground truth)")
+        return super().recipe()
+
     def request(self, prompt: list[dict[str, str]]) -> ChatRequest:  # type: ignore[override]
         c = self.config
         system = prompt[0]["content"] if prompt and prompt[0]["role"] == "system" else c.response_system
