@@ -103,12 +103,14 @@ def run_spin(store: Store, cfg: SpinConfig, *, quiet: bool = False) -> SpinResul
 # -- checks before anything is written ------------------------------------------------------------------------
 def _check_model(cfg: SpinConfig) -> None:
     """model_0 loads, and it has a chat template (generation and DPO both format turns with it)."""
-    from factory.trainers.model import check_model_spec, load_tokenizer
+    from factory.trainers.model import NAMED_TEMPLATES, check_model_spec, load_tokenizer
 
     check_model_spec(cfg.model, cfg.model_init)
     if cfg.chat_template != "none":
-        if cfg.chat_template != "chatml" and not Path(cfg.chat_template).expanduser().is_file():
-            raise BadInput(f"config: chat_template: {cfg.chat_template!r} is neither chatml, none, nor a .jinja file")
+        candidates = (NAMED_TEMPLATES / f"{cfg.chat_template}.jinja", Path(cfg.chat_template).expanduser())
+        if cfg.chat_template != "chatml" and not any(p.is_file() for p in candidates):
+            raise BadInput(f"config: chat_template: {cfg.chat_template!r} is neither chatml, a named template, "
+                           "none, nor a .jinja file")
         return
     if not load_tokenizer(cfg.model, cfg.model_init).chat_template:
         raise BadInput(f"model {cfg.model} has no chat template; give an SFT/chat model, or --set "
