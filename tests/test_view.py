@@ -78,6 +78,18 @@ def test_secrets_are_never_shown(server, home):
         assert SECRET not in server.get(path)[2]
 
 
+def test_a_key_echoed_into_a_row_is_masked(tmp_path):
+    key = "hf_rowLeakedTokenValue123"
+    store = Store(tmp_path)
+    with store.writer("errs", stage=StageInfo(kind="scheme", name="lamini", version="1"), config={}) as w:
+        w.write([{"instruction": "q", "error": f"401 from server: Authorization: Bearer {key}"}])
+        v = w.commit()
+    with ViewServer(tmp_path, env={"HF_TOKEN": key}) as s:
+        for path in (f"/v/errs/{v.version}", f"/v/errs/{v.version}/row/0", f"/v/errs/{v.version}?q=bearer"):
+            status, _, body = s.get(path)
+            assert status == 200 and key not in body and "Bearer ***" in body
+
+
 @pytest.mark.parametrize("path", [
     "/v/gen/zzz", "/v/..%2F..%2Fetc/abc", "/v/.hidden/abc", "/d/a%2Fb", "/v/gen/abc?page=0", "/v/gen/abc?page=-1",
     "/v/nope/abc", "/d/nope", "/nope", "/checkpoints/7", "/checkpoints/x", "/diff", "/diff?a=gen&b=/etc/passwd",

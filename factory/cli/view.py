@@ -43,6 +43,10 @@ def view(app: App, port: int, host: str, token: str | None, open_browser: bool, 
     from factory.view.security import bind_token, is_loopback
 
     required = bind_token(host, token)
+    if required:
+        from factory.secrets import register_secret
+
+        register_secret(required)  # masked wherever it might show up (a row quoting it, an error)
     settings = Settings(review=review, checkpoint_roots=list(checkpoint_dirs))
     if reviewer:
         settings.reviewer = reviewer

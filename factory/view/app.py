@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from factory.errors import BadInput, FactoryError
+from factory.secrets import redact, scrub
 from factory.store import Store
 from factory.view import charts, checkpoints, insight, review, rows, runs
 from factory.view.security import Guard, check_origin
@@ -48,8 +49,15 @@ def _user() -> str:
 def _env():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:
+        # rows can hold what a provider echoed back (an error quoting a header): mask known keys and tokens in
+        # everything a page prints; Markup (the server's own SVG) is left alone
+        return scrub(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=finalize)
     env.filters.update(cell=rows.cell, pretty=rows.pretty, segments=rows.segments, urlencode_params=urlencode)
     env.tests["chat"] = rows.is_chat
     return env
@@ -144,7 +152,7 @@ def create_app(store: Store, settings: Settings | None = None, token: str | None
         return page(request, "runs.jinja", snap=runs.snapshot(store))
 
     async def runs_api(request: Request) -> Response:
-        return JSONResponse(runs.snapshot(store))
+        return JSONResponse(redact(runs.snapshot(store)))
 
     def _checkpoints() -> list[Path]:
         return checkpoints.discover([*settings.checkpoint_roots, store.home / "checkpoints"])
