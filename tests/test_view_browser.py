@@ -177,3 +177,21 @@ def test_runs_page_follows_a_write_as_it_happens(browser, viewer):
     writer.commit()
     wait.until(lambda b: "nothing is being written" in b.find_element(By.ID, "writes").text)
     assert browser.execute_script("return window.__same_page") == 1
+
+
+def test_review_marks_survive_paging(browser, viewer):
+    from selenium.webdriver.common.by import By
+
+    server, home, versions = viewer
+    b = browser
+    b.get(f"{server.url}/v/gen/{versions['gen']}/review")
+    b.find_elements(By.CSS_SELECTOR, "input.drop")[0].click()
+    b.find_element(By.ID, "next").click()
+    b.find_elements(By.CSS_SELECTOR, "input.drop")[1].click()
+    assert b.find_element(By.ID, "marked").text == "2 rows marked to drop (1 on other pages)"
+    b.find_element(By.ID, "out").clear()
+    b.find_element(By.ID, "out").send_keys("gen-paged-review")
+    b.find_element(By.ID, "save").click()
+    assert "Saved as a new version" in b.find_element(By.ID, "saved").text
+    out = Store(home).latest("gen-paged-review")
+    assert out.manifest.config["dropped"] == [0, 51] and out.manifest.rows == 118

@@ -48,7 +48,6 @@ def _user() -> str:
 
 def _env():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
     from markupsafe import Markup
 
     def finalize(value: Any) -> Any:

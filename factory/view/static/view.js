@@ -9,20 +9,39 @@ function el(tag, text, cls) {
   return e;
 }
 
-// Review: count the rows marked to drop.
+// Review: marks are kept in this tab's sessionStorage while the reviewer pages through; saving sends them all.
 function setupReview() {
   const form = document.getElementById("review-form");
   if (!form) return;
+  const key = "factory-view-drops:" + form.dataset.ref;
+  const load = () => { try { return new Set(JSON.parse(sessionStorage.getItem(key) || "[]")); } catch (e) { return new Set(); } };
+  const boxes = () => Array.from(form.querySelectorAll("input.drop"));
+  const remembered = load();
+  boxes().forEach((b) => { if (remembered.has(b.value)) b.checked = true; });
   const marked = document.getElementById("marked");
   const update = () => {
-    const n = form.querySelectorAll("input.drop:checked").length;
-    marked.textContent = n + (n === 1 ? " row" : " rows") + " marked to drop";
+    const marks = load();
+    boxes().forEach((b) => { if (b.checked) marks.add(b.value); else marks.delete(b.value); });
+    sessionStorage.setItem(key, JSON.stringify(Array.from(marks)));
+    const here = boxes().filter((b) => b.checked).length;
+    marked.textContent = marks.size + (marks.size === 1 ? " row" : " rows") + " marked to drop" +
+      (marks.size > here ? " (" + (marks.size - here) + " on other pages)" : "");
     form.querySelectorAll("tr[data-row]").forEach((tr) => {
       const box = tr.querySelector("input.drop");
       tr.classList.toggle("dropped", !!(box && box.checked));
     });
   };
   form.addEventListener("change", update);
+  form.addEventListener("submit", () => {
+    const onPage = new Set(boxes().map((b) => b.value));
+    for (const row of load()) {
+      if (onPage.has(row)) continue;
+      const hidden = document.createElement("input");
+      hidden.type = "hidden"; hidden.name = "drop"; hidden.value = row;
+      form.append(hidden);
+    }
+    sessionStorage.removeItem(key);
+  });
   update();
 }
 
