@@ -207,7 +207,7 @@ def test_checkpoints_show_lineage_metrics_and_loss_curve(tmp_path, home):
         "kind": "checkpoint", "method": "sft", "base_model": "tiny", "adapter": True,
         "datasets": [{"name": "gen", "version": gen.version}], "config": {"hf_token": SECRET},
         "metrics": {"train_loss": 1.5}, "eval": {"mt-bench": {"score": 6.1}}, "created": "2026-12-01T00:00:00Z",
-        "stages": [{"dataset": "gen", "steps": 3}]}))
+        "stages": [{"dataset": "gen", "steps": 3}], "prune": {"distances": [0.3, 0.2, 0.25, 0.4], "removed": [1, 2]}}))
     (ckpt / "trainer_state.json").write_text(json.dumps({"log_history": [
         {"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 3, "loss": 1.1},
         {"step": 3, "train_loss": 1.5}]}))
@@ -218,6 +218,7 @@ def test_checkpoints_show_lineage_metrics_and_loss_curve(tmp_path, home):
     assert status == 200 and "<polyline" in body and "mt-bench" in body and f"/v/gen/{gen.version}" in body
     points = re.search(r'<polyline class="line s0" points="([^"]+)"', body).group(1).split()
     assert len(points) == 3 and SECRET not in body
+    assert 'aria-label="prune.distances"' in body and "prune.removed" not in body.split("factory.json</summary>")[0]
 
 
 def test_help_stays_light():

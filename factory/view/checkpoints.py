@@ -87,13 +87,14 @@ def tables(meta: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def number_series(meta: dict[str, Any]) -> dict[str, list[float]]:
-    """Lists of numbers in factory.json (e.g. per-layer pruning distances), plotted by position."""
+    """Lists of numbers in factory.json (e.g. `prune.distances`, one per start block), plotted by position;
+    pairs and shorter lists (a removed span `[start, end]`) are not a series."""
     out = {}
     for k, v in meta.items():
         if isinstance(v, dict):
             for k2, v2 in v.items():
-                if isinstance(v2, list) and len(v2) > 1 and all(isinstance(x, (int, float)) for x in v2):
+                if isinstance(v2, list) and len(v2) > 2 and all(isinstance(x, (int, float)) for x in v2):
                     out[f"{k}.{k2}"] = [float(x) for x in v2]
-        elif isinstance(v, list) and len(v) > 1 and all(isinstance(x, (int, float)) for x in v):
+        elif isinstance(v, list) and len(v) > 2 and all(isinstance(x, (int, float)) for x in v):
             out[k] = [float(x) for x in v]
     return out

@@ -88,7 +88,8 @@ class Guard:
                     await _plain(send_secured, 401, "wrong token")
                     return
                 rest = urlencode({k: v for k, v in query.items() if k != "token"})
-                location = scope["path"] + (f"?{rest}" if rest else "")
+                path = scope["path"] if not scope["path"].startswith("//") else "/"  # never off-site
+                location = path + (f"?{rest}" if rest else "")
                 cookie = f"{COOKIE}={self.cookie_value}; HttpOnly; SameSite=Strict; Path=/"
                 await _plain(send_secured, 303, "", [(b"location", location.encode()),
                                                       (b"set-cookie", cookie.encode())])
