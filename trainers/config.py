@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import re
 from typing import Any, Literal
 
@@ -122,8 +123,8 @@ class TrainConfig(StrictModel):
             if key in self.training:
                 raise BadInput(f"config: training.{key} is set by factory; use {flag}")
         _check_keys("training", self.training, _dataclass_fields(training_class), f"trl.{training_class.__name__}")
-        _coerce(training_class, self.training, "training")
-        _coerce(LoraConfig, self.lora, "lora")
+        _check_ranges("training", _coerce(training_class, self.training, "training"), TRAINING_RANGES)
+        _check_ranges("lora", _coerce(LoraConfig, self.lora, "lora"), LORA_RANGES)
 
     def lora_config(self, trainable_tokens: list[int] | None = None) -> Any:
         """peft.LoraConfig; tokens added for a chat template get trainable embedding rows (as TRL does)."""
@@ -171,6 +172,30 @@ class TrainConfig(StrictModel):
             return training_class(**kwargs)
         except (TypeError, ValueError) as exc:
             raise BadInput(f"config: training: {exc}") from None
+
+
+# key -> (check, what it must be): values the libraries would accept and then fail on (or train nonsense with)
+_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+_NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+LORA_RANGES = {"r": (lambda v: v >= 1, "an integer >= 1"), "lora_alpha": _POSITIVE,
+               "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)")}
+TRAINING_RANGES = {
+    "learning_rate": _POSITIVE, "num_train_epochs": _POSITIVE, "weight_decay": _NON_NEGATIVE,
+    "warmup_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"), "max_grad_norm": _NON_NEGATIVE,
+    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use epochs) or an integer >= 1"),
+    "per_device_train_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "gradient_accumulation_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "beta": _POSITIVE,
+}
+
+
+def _check_ranges(section: str, values: dict[str, Any], ranges: dict[str, tuple[Any, str]]) -> None:
+    for key, (ok, what) in ranges.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+            raise BadInput(f"config: {section}.{key}: must be {what}, got {value!r}")
 
 
 def _dataclass_fields(cls: type) -> set[str]:

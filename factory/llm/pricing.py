@@ -12,8 +12,11 @@ Local providers (hf, vllm) cost nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
+from factory.errors import BadInput
 from factory.llm.types import Completion
 
 LOCAL_PROVIDERS = {"hf", "vllm"}
@@ -54,11 +57,23 @@ class Price:
 FREE = Price(0.0, 0.0)
 
 
+def _price(key: str, entry: Any, side: str) -> float:
+    """One side of a `prices:` entry of the home config, refused (naming it) unless a finite number >= 0."""
+    value = entry.get(side, 0.0) if isinstance(entry, dict) else None
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number < 0:
+        raise BadInput(f"config.yaml: prices.{key}.{side}: must be a number >= 0 (USD per 1M tokens), got {value!r}")
+    return number
+
+
 class PriceTable:
     def __init__(self, overrides: dict[str, dict[str, float]] | None = None):
         self.prices = {k: Price(*v) for k, v in BUILTIN_PRICES.items()}
         for key, p in (overrides or {}).items():
-            self.prices[key] = Price(float(p.get("input", 0.0)), float(p.get("output", 0.0)))
+            self.prices[key] = Price(*(_price(key, p, side) for side in ("input", "output")))
 
     def lookup(self, provider: str, model: str) -> Price | None:
         """The price of `provider:model`, or None when unknown (a budget then cannot be enforced)."""

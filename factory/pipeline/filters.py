@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from factory.config import StrictModel
 from factory.errors import BadInput
@@ -77,6 +77,12 @@ class FilterConfig(StrictModel):
     languages: list[str] = Field(
         default_factory=list, description="Keep only rows in this language (en, fr, es, de, it, pt; repeatable).")
     refusals: bool = Field(False, description="Drop answers where the model declines or hedges.")
+
+    @model_validator(mode="after")
+    def _range(self) -> FilterConfig:
+        if self.min_words is not None and self.max_words is not None and self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is more than max_words ({self.max_words})")
+        return self
 
     @field_validator("languages")
     @classmethod
