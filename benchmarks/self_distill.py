@@ -21,7 +21,8 @@ from pathlib import Path
 from _results import record
 
 COMMAND = ["train", "distill", "--model", "local", "--blocks", "6", "--data", "seeds:math_sft",
-           "--eval", "seeds:math_heldout", "--n-calib", "128", "--max-tokens", "128", "--eval-max-tokens", "96",
+           "--eval", "seeds:math_heldout", "--n", "120", "--eval-n", "40", "--n-calib", "32",
+           "--max-tokens", "96", "--eval-max-tokens", "64",
            "--batch-size", "16", "--set", "training.num_train_epochs=1",
            "--set", "training.per_device_train_batch_size=8", "--set", "training.max_length=160",
            "--set", "training.logging_steps=5", "--set", "training.save_steps=10"]

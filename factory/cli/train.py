@@ -245,6 +245,7 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
 @click.option("--eval", "eval_ref", metavar="REF",
               help="Held-out set (instruction plus answer or response); default: hold out a share of --data.")
 @click.option("--eval-n", type=click.IntRange(min=1), help="Evaluate on the first N held-out rows.")
+@click.option("--n", "n_train", type=click.IntRange(min=1), help="Train on the first N training rows.")
 @click.option("--n-calib", type=click.IntRange(min=1), default=256, show_default=True,
               help="Calibration rows for pruning.")
 @click.option("--checker", default="auto", show_default=True,
@@ -262,8 +263,8 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
 @click.option("--overwrite", is_flag=True, help="Start over in a --out that holds another or an old run.")
 @click.pass_context
 def distill(ctx: click.Context, model: str, blocks: int, data: str, out: Path, eval_ref: str | None,
-            eval_n: int | None, n_calib: int, checker: str, baseline: bool, max_tokens: int, eval_max_tokens: int,
-            batch_size: int, sets: tuple[str, ...], overwrite: bool) -> None:
+            eval_n: int | None, n_train: int | None, n_calib: int, checker: str, baseline: bool, max_tokens: int,
+            eval_max_tokens: int, batch_size: int, sets: tuple[str, ...], overwrite: bool) -> None:
     """Self-data distillation: prune, rewrite the SFT data with the unpruned model, fine-tune the pruned one.
 
     Stages (a rerun skips finished ones): prune --blocks blocks (angular distance), the unpruned model
@@ -292,8 +293,9 @@ def distill(ctx: click.Context, model: str, blocks: int, data: str, out: Path, e
 
     try:
         cfg = DistillConfig(model=model, blocks=blocks, data=data, out=str(out), eval=eval_ref, eval_n=eval_n,
-                            n_calib=n_calib, checker=checker, baseline=baseline, teacher_max_tokens=max_tokens,
-                            eval_max_tokens=eval_max_tokens, batch_size=batch_size, train=parse_sets(sets))
+                            n=n_train, n_calib=n_calib, checker=checker, baseline=baseline,
+                            teacher_max_tokens=max_tokens, eval_max_tokens=eval_max_tokens, batch_size=batch_size,
+                            train=parse_sets(sets))
     except ValidationError as exc:
         raise BadInput(validation_message(exc)) from None
     quiet = app.verbosity < 0

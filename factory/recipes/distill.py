@@ -52,6 +52,7 @@ class DistillConfig(StrictModel):
     eval: str | None = Field(None, description="held-out REF (default: a split of --data)")
     eval_fraction: float = Field(0.1, gt=0, lt=1, description="share of --data held out when no --eval is given")
     eval_n: int | None = Field(None, ge=1, description="evaluate on the first N held-out rows")
+    n: int | None = Field(None, ge=1, description="train on the first N training rows")
     n_calib: int = Field(256, ge=1, description="calibration rows for pruning (from the training data)")
     checker: str = Field("auto", description="answer checker for self-distillation and scoring")
     baseline: bool = Field(True, description="also train the plain-SFT baseline on the raw data")
@@ -83,6 +84,8 @@ def run_distill(store: Store, cfg: DistillConfig, sources: dict[str, str], *, ov
 
     data = _stored(store, cfg.data, "distill-data")
     train, heldout = _split(store, data, cfg) if cfg.eval is None else (data, _stored(store, cfg.eval, "distill-eval"))
+    if cfg.n is not None and cfg.n < train.manifest.rows:
+        train = _head(store, train, cfg.n)
     _timed(timings, "prune", lambda: _prune(cfg, model_dir, train, out / "pruned"))
     distilled = _timed(timings, "self-distill", lambda: _self_distill(store, cfg, model_dir, train))
     state["datasets"] = {"train": train.ref, "heldout": heldout.ref, "self-distill": distilled.ref}
@@ -185,6 +188,15 @@ def _split(store: Store, data: Any, cfg: DistillConfig) -> tuple[Any, Any]:
     if train.manifest.rows == 0 or heldout.manifest.rows == 0:
         raise BadInput(f"{data.ref} has too few rows to hold {cfg.eval_fraction:.0%} out; pass --eval REF")
     return train, heldout
+
+
+def _head(store: Store, version: Any, n: int) -> Any:
+    """The first `n` rows, as a version of their own (so lineage says which rows were trained on)."""
+    from factory.pipeline.transform import run_transform
+
+    info = StageInfo(kind="stage", name="head", version="1")
+    return run_transform(store, version, f"{version.name}-{n}", info, {"n": n},
+                         lambda df: (df.head(n), {"dropped": max(df.height - n, 0)}))[0]
 
 
 def _prune(cfg: DistillConfig, model_dir: str, train: Any, target: Path) -> None:
