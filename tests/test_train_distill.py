@@ -103,7 +103,7 @@ def test_bad_block_counts_exit_2_and_write_nothing(tiny_dir, tmp_path, blocks):
 
 
 def test_held_out_split_is_disjoint_seeded_and_reused(tmp_path):
-    from factory.recipes.distill import DistillConfig, _split
+    from factory.recipes.distill import DistillConfig, _head, _split
     from factory.store.importer import import_dataset
 
     store = Store(tmp_path / "home")
@@ -118,3 +118,6 @@ def test_held_out_split_is_disjoint_seeded_and_reused(tmp_path):
     other = _split(store, data, cfg.model_copy(update={"seed": 1}))
     assert set(other[1].read()["id"]) != b
     assert heldout.manifest.inputs[0].name == "math"
+    first = _head(store, train, 5)
+    assert first.read()["id"].to_list() == train.read()["id"].to_list()[:5]
+    assert first.manifest.counters["dropped"] == train.manifest.rows - 5

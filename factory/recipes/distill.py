@@ -32,7 +32,7 @@ from factory.config import StrictModel, deep_merge
 from factory.errors import BadInput
 from factory.hashing import short_digest
 from factory.recipes import distill_eval as E
-from factory.store import StageInfo, Store
+from factory.store import Store
 
 log = logging.getLogger(__name__)
 RECORD = "distill.json"
@@ -171,20 +171,11 @@ def _stored(store: Store, ref: str, fallback_name: str) -> Any:
 
 def _split(store: Store, data: Any, cfg: DistillConfig) -> tuple[Any, Any]:
     """A seeded held-out split by row content (not by position), as two versions with lineage."""
-    from factory.pipeline.transform import run_transform
+    from factory.pipeline.execute import run_stage
+    from factory.recipes.splits import Holdout, HoldoutConfig
 
-    def part(held: bool):
-        def fn(df):
-            keys = [short_digest([cfg.seed, r.get("id"), r.get("instruction"), r.get("messages")])
-                    for r in df.to_dicts()]
-            mask = [(int(k[:8], 16) % 10_000 < cfg.eval_fraction * 10_000) == held for k in keys]
-            return df.filter(mask), {"dropped": len(mask) - sum(mask)}
-        return fn
-
-    config = {"fraction": cfg.eval_fraction, "seed": cfg.seed}
-    info = StageInfo(kind="stage", name="holdout", version="1")
-    train, _ = run_transform(store, data, f"{data.name}-train", info, {**config, "part": "train"}, part(False))
-    heldout, _ = run_transform(store, data, f"{data.name}-heldout", info, {**config, "part": "heldout"}, part(True))
+    train, heldout = (run_stage(store, Holdout(HoldoutConfig(fraction=cfg.eval_fraction, seed=cfg.seed, part=part)),
+                                None, data, f"{data.name}-{part}").version for part in ("train", "heldout"))
     if train.manifest.rows == 0 or heldout.manifest.rows == 0:
         raise BadInput(f"{data.ref} has too few rows to hold {cfg.eval_fraction:.0%} out; pass --eval REF")
     return train, heldout
@@ -192,11 +183,10 @@ def _split(store: Store, data: Any, cfg: DistillConfig) -> tuple[Any, Any]:
 
 def _head(store: Store, version: Any, n: int) -> Any:
     """The first `n` rows, as a version of their own (so lineage says which rows were trained on)."""
-    from factory.pipeline.transform import run_transform
+    from factory.pipeline.execute import run_stage
+    from factory.recipes.splits import Head, HeadConfig
 
-    info = StageInfo(kind="stage", name="head", version="1")
-    return run_transform(store, version, f"{version.name}-{n}", info, {"n": n},
-                         lambda df: (df.head(n), {"dropped": max(df.height - n, 0)}))[0]
+    return run_stage(store, Head(HeadConfig(n=n)), None, version, f"{version.name}-{n}").version
 
 
 def _prune(cfg: DistillConfig, model_dir: str, train: Any, target: Path) -> None:
