@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from factory.cards.licenses import HUB_LICENSES
+from factory.records import REPO_ID
 
 HERE = Path(__file__).parent
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @lru_cache(maxsize=1)
@@ -113,7 +113,7 @@ def check_card(card: Any, files: list[str] | None = None) -> None:
         for key in ("base_model", "datasets"):
             values = meta.get(key) or []
             for v in [values] if isinstance(values, str) else values:
-                if not _REPO_ID.match(v):
+                if not REPO_ID.match(v):
                     raise ValueError(f"{key} {v!r} is not a Hub repo id")
         if meta.get("model-index"):
             model_index_to_eval_results(meta["model-index"])

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from factory.pipeline.execute import user_turn
-from factory.pipeline.stage import Paper
 from factory.judges import JUDGES
 from factory.judges.parse import Scale, VerdictError, parse_pair
 from factory.judges.reliability import Consistency
 from factory.judges.rubric import Judge, JudgeConfig, Sample
+from factory.records import Paper, user_turn
 
 MT_BENCH = Paper(title="Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena",
                  url="https://arxiv.org/abs/2306.05685", authors="Lianmin Zheng et al.", year=2023)

@@ -6,14 +6,10 @@ harmlessness, with a short rationale; `factory judge REF --with gpt4` keeps rows
 
 from __future__ import annotations
 
-from factory.pipeline.stage import Paper
 from factory.judges import JUDGES
 from factory.judges.parse import Scale
 from factory.judges.rubric import Judge
-
-OPENBEZOAR = Paper(
-    title="OpenBezoar: Small, Cost-Effective and Open Models Trained on Mixes of Instruction Data",
-    url="https://arxiv.org/abs/2404.12195", year=2024)
+from factory.papers import OPENBEZOAR
 
 
 @JUDGES.register

@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any, ClassVar, Literal
 
-from factory.judges import scoring as scorings
-from factory.judges.parse import Scale, Verdict, VerdictError, json_object, parse_score
-from factory.judges.reliability import Reliability
 from pydantic import Field
 
 from factory.config import StrictModel
 from factory.errors import BadInput, FactoryError
+from factory.judges import scoring as scorings
+from factory.judges.parse import Scale, Verdict, VerdictError, json_object, parse_score
+from factory.judges.reliability import Reliability
 from factory.llm.types import ChatRequest, Completion
-from factory.pipeline.execute import user_turn
 from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema
+from factory.records import user_turn
 from factory.store.sources import require_columns
 
 # Providers whose API takes a JSON schema for the reply (OpenAI json_schema, Anthropic output_config).

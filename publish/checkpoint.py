@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from factory.errors import BadInput
-from factory.secrets import redact
-from factory.store import Store
 from factory.publish import lineage as lineage_mod
 from factory.publish.dataset import PublishOptions
 from factory.publish.papers import citations_for
 from factory.publish.plan import Plan, PlanFile, parse_repo
 from factory.publish.zoo import scores_text
+from factory.records import FACTORY_JSON, REPO_ID, CheckpointRecord
+from factory.secrets import redact
+from factory.store import Store
 
-META = "factory.json"
+META = FACTORY_JSON
 SKIP = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin", "README.md", ".*")
 SKIP_DIRS = ("checkpoint-*", "runs", ".*", "__pycache__")
 REDACT = ("factory.json", "training_args.json")
 STALE = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DatasetRepoLookup = Callable[[str, str], "tuple[str, str] | None"]  # (name, version) -> (repo id, url)
 
 
@@ -37,20 +36,7 @@ def is_checkpoint(path: str | Path) -> bool:
     return (Path(path) / META).is_file()
 
 
-def read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((path / META).read_text())
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"{path / META} is not readable JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != "checkpoint":
-        raise BadInput(f"{path / META} does not describe a checkpoint (kind must be 'checkpoint')")
-    missing = [k for k in ("method", "base_model", "adapter") if k not in meta]
-    if missing:
-        raise BadInput(f"{path / META} lacks {', '.join(missing)}")
-    return meta
-
-
-def _files(path: Path, meta: dict[str, Any]) -> tuple[list[PlanFile], list[str]]:
+def _files(path: Path, meta: CheckpointRecord) -> tuple[list[PlanFile], list[str]]:
     out, notes = [], []
     # a sequential run keeps each stage as a checkpoint of its own (stage-1-<name>/factory.json): publish those
     # separately, by their own directory
@@ -71,9 +57,9 @@ def _files(path: Path, meta: dict[str, Any]) -> tuple[list[PlanFile], list[str]]
             out.append(PlanFile(name, f))
     names = {f.path_in_repo for f in out}
     weights = [n for n in names if n.endswith((".safetensors", ".bin"))]
-    needed = "adapter_config.json" if meta["adapter"] else "config.json"
+    needed = "adapter_config.json" if meta.adapter else "config.json"
     if needed not in names or not weights:
-        kind = "an adapter (adapter_config.json + adapter weights)" if meta["adapter"] else "config.json + weights"
+        kind = "an adapter (adapter_config.json + adapter weights)" if meta.adapter else "config.json + weights"
         raise BadInput(f"{path} has no {kind}: nothing loadable to publish")
     if not {"tokenizer.json", "tokenizer_config.json"} & names:
         notes.append(f"{path} has no tokenizer files; users will need the base model's tokenizer")
@@ -107,14 +93,14 @@ def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
     from factory.cards.render import check_card, model_card
 
     repo_id = parse_repo(options.repo, "model")
-    meta = read_meta(path)
+    meta = CheckpointRecord.read(path)
     files, notes = _files(path, meta)
-    method, base, adapter = str(meta["method"]), str(meta["base_model"]), bool(meta["adapter"])
-    scores = {str(b): (m if isinstance(m, dict) else {"score": m}) for b, m in (meta.get("eval") or {}).items()}
+    method, base, adapter = meta.method, meta.base_model, meta.adapter
+    scores = {str(b): (m if isinstance(m, dict) else {"score": m}) for b, m in meta.eval.items()}
     datasets, hub_datasets, nodes_all = [], [], []
     totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}
-    for d in meta.get("datasets") or []:
-        name, version = str(d.get("name")), str(d.get("version"))
+    for d in meta.datasets:
+        name, version = d.name, d.version
         found = store.get(name, version) if store is not None and store.datasets_dir.is_dir() else None
         lineage = None
         if found is not None:
@@ -132,23 +118,25 @@ def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
             seen.add(n["ref"])
             for k in totals:
                 totals[k] += n["cost"].get(k, 0) or 0
-    spin = meta.get("spin") if isinstance(meta.get("spin"), dict) else None
+    spin = meta.model_extra.get("spin") if isinstance(meta.model_extra.get("spin"), dict) else None
     if spin and spin.get("chain"):  # a SPIN iterate is a fine-tune of model_0; model_t was its reference
         base = str(spin["chain"][0].get("model") or base)
-    words = [method, "lora" if adapter else "", "dpo" if spin else "",
-             *(n.get("stage", "") for n in nodes_all)]
-    citations = citations_for(words, lineage_mod.stage_papers(nodes_all))
-    base_id = base if _REPO_ID.match(base) and not Path(base).exists() else None
+    # a record written before `tuning` was recorded: an adapter is LoRA, full weights were trained in full
+    tuning = meta.tuning or ("lora" if adapter else "full")
+    declared = [*lineage_mod.lookup_papers(papers, "method", method),
+                *lineage_mod.lookup_papers(papers, "tuning", tuning)]
+    citations = citations_for([*declared, *lineage_mod.stage_papers(nodes_all)])
+    base_id = base if REPO_ID.match(base) and not Path(base).exists() else None
     if base_id is None:
         notes.append(f"base model {base!r} is not a Hub repo id; the card's base_model metadata is left out")
     model_name = repo_id.split("/")[1]
-    config = redact(meta.get("config") or {})
+    config = redact(meta.config)
     context = {
         "model_name": model_name, "repo_id": repo_id, "method": method, "base_model": base, "adapter": adapter,
-        "stages": [_stage_text(s) for s in meta.get("stages") or []], "config_hash": meta.get("config_hash", ""),
-        "created": meta.get("created", ""), "factory_version": (meta.get("versions") or {}).get("factory", ""),
-        "hyperparameters": _flatten(config), "metrics": meta.get("metrics") or {},
-        "versions": meta.get("versions") or {}, "eval": scores, "datasets": datasets, "cost": totals,
+        "stages": [_stage_text(s) for s in meta.stages], "config_hash": meta.config_hash,
+        "created": meta.created, "factory_version": meta.versions.get("factory", ""),
+        "hyperparameters": _flatten(config), "metrics": meta.metrics,
+        "versions": meta.versions, "eval": scores, "datasets": datasets, "cost": totals,
         "description": f"{'A LoRA adapter for' if adapter else 'A fine-tune of'} `{base}`, trained with {method} and "
                        "published by factory; its data lineage, hyperparameters and costs are below.",
         "citations": [c.as_dict() for c in citations], "spin": spin,
@@ -166,7 +154,7 @@ def plan_checkpoint(path: Path, options: PublishOptions, store: Store | None,
         check_card(card)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"model card: {exc}") from None
-    config_hash = str(meta.get("config_hash") or "")
+    config_hash = meta.config_hash
     flat_scores = scores_text(scores)
     note = f"{method}{' LoRA' if adapter else ''} of {base} on {', '.join(d['ref'] for d in datasets) or '-'}"
     note += f"; eval: {flat_scores}" if flat_scores else "; no eval yet"

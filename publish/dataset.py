@@ -14,11 +14,11 @@ from pydantic import Field
 from factory import __version__
 from factory.config import StrictModel
 from factory.errors import BadInput
-from factory.store import DatasetVersion, Store
 from factory.publish import lineage as lineage_mod
 from factory.publish.decontam import DecontamConfig, DecontamReport, check_version
 from factory.publish.papers import citations_for
 from factory.publish.plan import Plan, PlanFile, parse_repo
+from factory.store import DatasetVersion, Store
 
 
 class PublishOptions(StrictModel):
@@ -62,7 +62,7 @@ def card_context(store: Store, version: DatasetVersion, repo_id: str, decontam: 
     m = version.manifest
     nodes = lineage_mod.walk(store, version, papers)
     summary = lineage_mod.summarize(nodes)
-    citations = citations_for(summary["words"], lineage_mod.stage_papers(nodes))
+    citations = citations_for(lineage_mod.stage_papers(nodes))
     return {
         "pretty_name": m.name, "repo_id": repo_id, "name": m.name, "version": m.version, "ref": m.ref(),
         "rows": m.rows, "created": m.created, "factory_version": m.factory_version or __version__,

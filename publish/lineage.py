@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from factory.publish.papers import Citation, citation_from
-
+from factory.records import Paper
 from factory.store import DatasetVersion, Store
 
-PaperLookup = Callable[[str, str], Any]  # (stage kind, stage name) -> a Paper-like object or None
+# (kind, name) -> the paper(s) it declared, or None: a stage ("scheme", "evol-instruct"), a training method
+# ("method", "dpo") or tuning mode ("tuning", "lora"). The CLI answers from the plugins (publish can't import them).
+PaperLookup = Callable[[str, str], Any]
 _RUBRIC_KEYS = ("rubric", "criteria", "min_score", "threshold", "scale")
 SCORING_WORDS = {"logprobs": "scored by the probabilities of the score tokens (G-Eval)",
                  "verdict": "scored by parsing its written verdicts"}
@@ -26,13 +27,10 @@ SCORING_WORDS = {"logprobs": "scored by the probabilities of the score tokens (G
 def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
     m = v.manifest
     extra = m.model_extra or {}
-    paper = extra.get("paper")
-    if paper is None and papers is not None and m.stage.kind in ("scheme", "judge"):
-        try:
-            paper = papers(m.stage.kind, m.stage.name)
-        except Exception:  # noqa: BLE001 - a broken plugin must not stop a publish; the card just lacks its paper
-            paper = None
-    citation = citation_from(paper, f"{m.stage.name}{m.stage.version}")
+    # the stage's paper as its run recorded it; versions written before stages recorded theirs ask the plugin
+    paper = Paper.coerce(extra.get("paper")) or next(iter(lookup_papers(papers, m.stage.kind, m.stage.name)), None)
+    if paper is not None:
+        paper = paper.with_key(f"{m.stage.name}{m.stage.version}")
     llm = extra.get("llm") if isinstance(extra.get("llm"), dict) else {}
     judge = extra.get("judge") if isinstance(extra.get("judge"), dict) else {}
     return {
@@ -41,9 +39,21 @@ def _node(v: DatasetVersion, papers: PaperLookup | None) -> dict[str, Any]:
         "config": m.config, "config_json": json.dumps(m.config, sort_keys=True, ensure_ascii=False, default=str),
         "rows": m.rows, "counters": dict(m.counters), "cost": m.cost.model_dump(),
         "source": _public_source(extra.get("source")), "llm": llm.get("spec") or m.config.get("llm"),
-        "inputs": [i.ref() for i in m.inputs], "paper": citation.as_dict() if citation else None,
+        "inputs": [i.ref() for i in m.inputs], "paper": paper.as_dict() if paper else None,
         "scoring": SCORING_WORDS.get(judge.get("scoring") or ""), "missing": False,
     }
+
+
+def lookup_papers(papers: PaperLookup | None, kind: str, name: str) -> list[Paper]:
+    """What `papers` answers for (kind, name): one paper, several, or none."""
+    if papers is None:
+        return []
+    try:
+        found = papers(kind, name)
+        found = found if isinstance(found, (list, tuple)) else [found]
+        return [p for p in (Paper.coerce(f) for f in found) if p is not None]
+    except Exception:  # noqa: BLE001 - a broken plugin must not stop a publish; the card just lacks its paper
+        return []
 
 
 def _public_source(source: Any) -> str | None:
@@ -100,9 +110,9 @@ def summarize(nodes: list[dict[str, Any]]) -> dict[str, Any]:
         "teachers": sorted({n["llm"] for n in schemes if n["llm"]}),
         "judge_models": sorted({n["llm"] for n in judges if n["llm"]}),
         "missing": [n["ref"] for n in nodes if n["missing"]],
-        "words": [n.get("stage", "") for n in present],
     }
 
 
-def stage_papers(nodes: list[dict[str, Any]]) -> list[Citation]:
-    return [Citation(**n["paper"]) for n in nodes if not n["missing"] and n.get("paper")]
+def stage_papers(nodes: list[dict[str, Any]]) -> list[Paper]:
+    """The papers the lineage's stages declared, upstream first."""
+    return [Paper(**n["paper"]) for n in nodes if not n["missing"] and n.get("paper")]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.errors import FactoryError
-from factory.store.manifest import now_iso
 from factory.publish import guard, zoo
 from factory.publish.collections import add_to_collection
 from factory.publish.hub import Hub, RetryPolicy, SyncResult, resolve_token
 from factory.publish.plan import Plan
+from factory.store.manifest import now_iso
 
 
 @dataclass

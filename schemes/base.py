@@ -18,8 +18,8 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.hashing import short_digest
 from factory.llm.types import ChatRequest, Completion
-from factory.pipeline.execute import conversation
 from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema, structured_values
+from factory.records import conversation
 
 COMMON_OUTPUTS = {"id": "str", "instruction": "str", "input": "str", "response": "str",
                   "messages": "list[message]", "scheme": "str", "model": "str", "seed_id": "str", "error": "str"}

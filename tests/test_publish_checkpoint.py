@@ -197,12 +197,28 @@ def test_full_weights_checkpoint_round_trip(hub_server, tmp_path: Path, tiny_dir
 
 
 def test_citations_follow_the_methods_used() -> None:
-    from factory.pipeline.stage import Paper
-    from factory.publish.papers import DPO, LORA, OPENBEZOAR, SELF_DISTILL, SPIN, citation_from, citations_for
+    """Each trainer method, tuning mode and stage declares its paper (nothing is guessed from names); a card cites
+    OpenBezoar, then those, each once."""
+    from factory.cli.publish import _paper
+    from factory.papers import DPO, LORA, OPENBEZOAR, QLORA, SELF_DISTILL, SPIN
+    from factory.publish.lineage import lookup_papers
+    from factory.publish.papers import citations_for
+    from factory.records import Paper
 
-    assert citations_for(["sft"]) == [OPENBEZOAR]
-    assert citations_for(["dpo", "lora"]) == [OPENBEZOAR, DPO, LORA]
-    assert citations_for(["spin", "self-distill"]) == [OPENBEZOAR, SPIN, SELF_DISTILL]
-    evol = citation_from(Paper(title="WizardLM", url="https://arxiv.org/abs/2304.12244", year=2023), "evol-instruct1")
-    assert citations_for(["sft"], [evol, evol, None]) == [OPENBEZOAR, evol]
+    def declared(kind: str, name: str) -> list[Paper]:
+        return lookup_papers(_paper, kind, name)
+
+    assert declared("method", "sft") == [] and declared("tuning", "full") == [] and declared("method", "nope") == []
+    assert declared("method", "dpo") == [DPO] and declared("method", "sft-sequential") == [OPENBEZOAR]
+    assert declared("method", "spin") == [SPIN, DPO] and declared("method", "prune") == [SELF_DISTILL]
+    assert declared("tuning", "lora") == [LORA] and declared("tuning", "qlora") == [QLORA, LORA]
+    assert declared("scheme", "evol-instruct")[0].url == "https://arxiv.org/abs/2304.12244"
+    assert declared("judge", "mt-bench-single")[0].url == "https://arxiv.org/abs/2306.05685"
+    assert declared("scheme", "no-such-scheme") == []  # an unknown plugin: no paper, no error
+    assert citations_for([*declared("method", "sft"), *declared("tuning", "full")]) == [OPENBEZOAR]
+    assert citations_for([*declared("method", "dpo"), *declared("tuning", "lora")]) == [OPENBEZOAR, DPO, LORA]
+    evol = Paper(title="WizardLM", url="https://arxiv.org/abs/2304.12244", year=2023).with_key("evol-instruct1")
+    assert citations_for([evol, evol, None]) == [OPENBEZOAR, evol]
     assert "eprint = {2304.12244}" in evol.as_dict()["bibtex"] and evol.key == "evolinstruct1"
+    unkeyed = citations_for([Paper(title="A paper", url="https://example.org/p")])[1]
+    assert unkeyed.key and unkeyed.as_dict()["bibtex"].startswith("@misc{" + unkeyed.key + ",")

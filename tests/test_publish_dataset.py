@@ -247,6 +247,25 @@ def test_decontam_gate_unit(tmp_path: Path) -> None:
     assert report.checked and report.prompts == 2 and report.contaminated == 0 and not report.over
 
 
+def test_a_stage_records_its_paper_and_the_card_cites_it(tmp_path: Path) -> None:
+    """A stage's declared paper goes into its version's manifest and onto the card, even when no plugin is asked;
+    a name that merely mentions a method (`spin-dpo`) cites nothing more."""
+    from factory.papers import DPO, OPENBEZOAR, SPIN
+    from factory.pipeline.execute import run_stage
+    from factory.pipeline.hh_rlhf import HHRLHF
+    from factory.publish.dataset import PublishOptions, plan_dataset
+
+    store = Store(tmp_path / "h")
+    hh, _ = import_dataset(store, resolve_seed("seeds:hh"), "hh")
+    pairs = run_stage(store, HHRLHF(), None, hh, "spin-dpo").version
+    recorded = pairs.manifest.model_extra["paper"]
+    assert recorded["url"] == HHRLHF.paper.url and recorded["key"] == "hhrlhf1"
+
+    plan, _ = plan_dataset(store, pairs.ref, PublishOptions(repo="testuser/spin-dpo"), papers=None)
+    assert HHRLHF.paper.url in plan.card and "@misc{hhrlhf1," in plan.card and OPENBEZOAR.url in plan.card
+    assert SPIN.url not in plan.card and DPO.url not in plan.card
+
+
 def test_shards_branch_and_stale_files(hub_server, tmp_path: Path, offline_datasets) -> None:
     """Many shards load as one split; a one-shard version on a branch replaces them there, not on main."""
     from click.testing import CliRunner

@@ -6,9 +6,8 @@
     DIR/tokenizer*, chat_template.jinja, generation_config.json, training_args.json (+ TRL's training_args.bin)
     DIR/stage-<i>-<dataset>/    sequential SFT: each stage, a checkpoint directory of its own
 
-`factory.json` keys: kind ("checkpoint"), method ("sft" | "dpo" | "sft-sequential"), base_model (the spec
-as given), adapter, datasets [{name, version}], config (secrets redacted), config_hash, metrics, versions
-{factory, trl, peft, transformers, torch}, stages, created, eval ({} until `factory eval` fills it).
+`factory.json` is a `factory.records.CheckpointRecord` (its keys: docs/training.md); `factory publish` reads it
+with the same model.
 """
 
 from __future__ import annotations
@@ -22,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from factory import __version__
+from factory.records import FACTORY_JSON as FACTORY_JSON  # where trainers have always found it
+from factory.records import CheckpointRecord, InputRef
 from factory.secrets import redact
 from factory.store.manifest import now_iso
 
-FACTORY_JSON = "factory.json"
 TRAINING_ARGS_JSON = "training_args.json"
 PACKAGES = ("trl", "peft", "transformers", "torch")
 
@@ -41,29 +41,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def record(*, method: str, base_model: str, adapter: bool, datasets: list[dict[str, str]], config: dict[str, Any],
+def record(*, method: str, base_model: str, adapter: bool, datasets: list[InputRef | dict[str, str]],
+           config: dict[str, Any],
            config_hash: str, metrics: dict[str, Any], stages: list[dict[str, Any]] | None = None,
-           **extra: Any) -> dict[str, Any]:
-    """The `factory.json` document (keys as the publisher reads them)."""
-    return {
-        "kind": "checkpoint", "method": method, "base_model": base_model, "adapter": adapter,
-        "datasets": datasets, "config": redact(config), "config_hash": config_hash, "metrics": _finite(metrics),
-        "versions": package_versions(), "stages": stages or [], "created": now_iso(), "eval": {}, **extra,
-    }
-
-
-def write_record(directory: Path, doc: dict[str, Any]) -> Path:
-    """Write `factory.json` atomically: a reader sees the old file or the new one, never half of one."""
-    path = directory / FACTORY_JSON
-    tmp = path.with_name(f".{FACTORY_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_record(directory: Path) -> dict[str, Any] | None:
-    path = Path(directory) / FACTORY_JSON
-    return json.loads(path.read_text()) if path.is_file() else None
+           **extra: Any) -> CheckpointRecord:
+    """The `factory.json` of a run that just finished: secrets redacted, library versions and time added."""
+    return CheckpointRecord(
+        method=method, base_model=base_model, adapter=adapter, datasets=datasets, config=redact(config),
+        config_hash=config_hash, metrics=_finite(metrics), versions=package_versions(), stages=stages or [],
+        created=now_iso(), **extra)
 
 
 def train_metrics(train_output: Any, log_history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.hashing import short_digest
+from factory.papers import LORA, QLORA
 from factory.secrets import redact
 
 LORA_DEFAULTS: dict[str, Any] = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
@@ -38,6 +39,8 @@ QUANTIZATION_DEFAULTS: dict[str, Any] = {"load_in_4bit": True, "bnb_4bit_quant_t
                                          "bnb_4bit_use_double_quant": True, "bnb_4bit_compute_dtype": "bfloat16"}
 # Set by factory itself: `--out` decides where TRL writes, `--resume` whether it resumes.
 OWNED_TRAINING_KEYS = {"output_dir": "--out", "resume_from_checkpoint": "--resume"}
+# The papers each tuning mode implements, cited on the model cards of what it trained.
+TUNING_PAPERS = {"lora": (LORA,), "qlora": (QLORA, LORA)}
 # Keys that change what is trained (not how long or how it is logged): a partial run may only be resumed with
 # the same values.
 IDENTITY_KEYS = ("method", "model", "data", "tuning", "lora", "quantization", "model_init", "chat_template",

@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from factory import papers
 from factory.trainers.data import DPO
 
+METHOD = "dpo"
 FORMAT = DPO
+PAPERS = (papers.DPO,)
 
 
 def config_class() -> type:

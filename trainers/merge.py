@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import BadInput
+from factory.records import CheckpointRecord
 from factory.trainers import checkpoint
 from factory.trainers.model import check_model_spec, load_model, load_tokenizer
 
 
 def adapter_base(adapter_dir: Path) -> str:
     """The base model an adapter was trained on: factory.json's spec, else PEFT's own record."""
-    doc = checkpoint.read_record(adapter_dir) or {}
-    if doc.get("base_model"):
-        return str(doc["base_model"])
+    doc = CheckpointRecord.find(adapter_dir)
+    if doc is not None and doc.base_model:
+        return doc.base_model
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     base = config.get("base_model_name_or_path")
     if not base:
@@ -60,12 +61,12 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str | None = None,
     return out_dir
 
 
-def merged_record(adapter_dir: Path, base: str) -> dict[str, Any]:
+def merged_record(adapter_dir: Path, base: str) -> CheckpointRecord:
     """factory.json of a merged checkpoint: the adapter's lineage, full weights, and where they came from."""
-    doc = checkpoint.read_record(adapter_dir) or {}
+    doc = CheckpointRecord.find(adapter_dir) or CheckpointRecord(method="sft", base_model=base, adapter=True)
     return checkpoint.record(
-        method=doc.get("method", "sft"), base_model=doc.get("base_model", base), adapter=False,
-        datasets=doc.get("datasets", []), config=doc.get("config", {}), config_hash=doc.get("config_hash", ""),
-        metrics=doc.get("metrics", {}), stages=doc.get("stages", []),
-        merged_from={"path": str(adapter_dir.absolute()), "config_hash": doc.get("config_hash", "")},
+        method=doc.method, base_model=doc.base_model, adapter=False, datasets=doc.datasets, config=doc.config,
+        config_hash=doc.config_hash, metrics=doc.metrics, stages=doc.stages,
+        merged_from={"path": str(adapter_dir.absolute()), "config_hash": doc.config_hash},
+        **({"tuning": doc.tuning} if doc.tuning else {}),
     )

@@ -11,30 +11,16 @@ tokens are added when the tokenizer lacks them (and the embeddings resized), as 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from factory.errors import BadInput, FactoryError
+from factory.records import CHATML, CHATML_TOKENS, HUB_ID
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model",
                    "vocab.txt")
 # from_pretrained keywords that matter to the tokenizer as much as to the model.
 SHARED_KWARGS = ("revision", "trust_remote_code", "subfolder", "gguf_file", "cache_dir")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-CHATML = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}"
-    "{%- else %}"
-    "{{- message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
-CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 
 
 def check_model_spec(spec: str, model_init: dict[str, Any] | None = None) -> None:
@@ -54,7 +40,7 @@ def check_model_spec(spec: str, model_init: dict[str, Any] | None = None) -> Non
             raise BadInput(f"model {spec} has no tokenizer (none of {', '.join(TOKENIZER_FILES[:3])}, ...); "
                            "save one there with tokenizer.save_pretrained")
         return
-    if spec.startswith((".", "/", "~")) or "\\" in spec or not _HUB_ID.match(spec):
+    if spec.startswith((".", "/", "~")) or "\\" in spec or not HUB_ID.match(spec):
         raise BadInput(f"model path {spec} does not exist")
 
 

@@ -19,11 +19,13 @@ from pydantic import Field
 
 from factory.config import StrictModel
 from factory.hashing import short_digest
+from factory.papers import SELF_DISTILL
 from factory.trainers import checkpoint
 from factory.trainers import prune as P
 from factory.trainers.outdir import OutDir
 
 METHOD = "prune"
+PAPERS = (SELF_DISTILL,)  # block pruning, then self-data distillation to recover: the paper's recipe
 REPORT = "prune-report.md"
 PLOT = "prune-distances.png"
 
@@ -73,12 +75,12 @@ def run_prune(spec: str, source: str | Path, cfg: PruneConfig, rows: list[dict[s
         tokenizer.save_pretrained(str(partial))
         (partial / REPORT).write_text(report_markdown(spec, summary))
         plot_distances(distances, start, cfg.blocks, partial / PLOT, title=f"{spec}: {cfg.blocks}-block spans")
-        checkpoint.write_record(partial, doc)
+        doc.write(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     outdir.commit()
-    return doc
+    return doc.document()
 
 
 def _metrics(summary: dict[str, Any]) -> dict[str, Any]:

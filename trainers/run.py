@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput
+from factory.records import FACTORY_JSON, CheckpointRecord
 from factory.trainers import checkpoint
 from factory.trainers.config import TrainConfig
 from factory.trainers.data import check_columns
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainResult:
     out: Path
-    record: dict[str, Any]
+    record: CheckpointRecord
     main: bool = True  # False in the other processes of a distributed run
 
 
@@ -100,9 +101,9 @@ def run_training(store: Store, cfg: TrainConfig, *, overwrite: bool = False, res
         if state.is_main_process and not resume and not _has_progress(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave no partial run behind
         raise
-    doc.update(record_extra or {})
+    doc = CheckpointRecord.model_validate({**doc.document(), **(record_extra or {})})
     if state.is_main_process:
-        checkpoint.write_record(run_dir, doc)
+        doc.write(run_dir)
         outdir.commit()
     state.wait_for_everyone()
     return TrainResult(out=outdir.out, record=doc, main=state.is_main_process)
@@ -113,7 +114,7 @@ def _has_progress(run_dir: Path) -> bool:
     if not run_dir.is_dir():
         return False
     return any(run_dir.glob("checkpoint-*")) or any(run_dir.glob("stage-*/checkpoint-*")) or any(
-        run_dir.glob(f"stage-*/{checkpoint.FACTORY_JSON}"))
+        run_dir.glob(f"stage-*/{FACTORY_JSON}"))
 
 
 def load_config(file: str | Path | None, sets: tuple[str, ...] | list[str], **given: Any) -> TrainConfig:

@@ -17,6 +17,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factory.papers import OPENBEZOAR
+from factory.records import FACTORY_JSON, CheckpointRecord
 from factory.trainers import checkpoint
 from factory.trainers.job import Job, Settings, run_job
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 METHOD = "sft-sequential"
+PAPERS = (OPENBEZOAR,)  # one SFT stage per scheme's dataset, in order, is OpenBezoar's recipe
 
 
 def stage_dir_name(index: int, version: DatasetVersion) -> str:
@@ -32,17 +35,17 @@ def stage_dir_name(index: int, version: DatasetVersion) -> str:
 
 
 def run_sequential(versions: list[DatasetVersion], run_dir: Path, s: Settings, is_main: bool,
-                   extra: dict[str, Any]) -> dict[str, Any]:
+                   extra: dict[str, Any]) -> CheckpointRecord:
     """Train every stage (skipping those a resumed run already finished); return the final factory.json."""
     cfg = s.cfg
     stages: list[dict[str, Any]] = []
     previous: Path | None = None
     for index, version in enumerate(versions, start=1):
         directory = run_dir / stage_dir_name(index, version)
-        done = checkpoint.read_record(directory)
+        done = CheckpointRecord.find(directory)
         if done is not None:
             log.info("stage %d (%s) finished in an earlier run; kept", index, version.ref)
-            stages.append(done["stages"][-1])
+            stages.append(done.stages[-1])
             previous = directory
             continue
         result = run_job(_job(cfg.model, version, directory, previous, s), s)
@@ -52,12 +55,11 @@ def run_sequential(versions: list[DatasetVersion], run_dir: Path, s: Settings, i
             entry["resumed_from"] = result.resumed_from
         stages.append(entry)
         if is_main:
-            checkpoint.write_record(directory, _record(cfg.model, versions[:index], stages, result.adapter,
-                                                       result.metrics, s, extra))
+            _record(cfg.model, versions[:index], stages, result.adapter, result.metrics, s, extra).write(directory)
         previous = directory
     assert previous is not None
     if is_main:  # DIR itself is the final checkpoint
-        checkpoint.link_or_copy_tree(previous, run_dir, skip=(checkpoint.FACTORY_JSON,))
+        checkpoint.link_or_copy_tree(previous, run_dir, skip=(FACTORY_JSON,))
     metrics = {**stages[-1]["metrics"], "total_steps": sum(st["metrics"].get("steps", 0) for st in stages)}
     return _record(cfg.model, versions, stages, stages[-1]["adapter"], metrics, s, extra)
 
@@ -73,7 +75,7 @@ def _job(model: str, version: DatasetVersion, directory: Path, previous: Path | 
 
 
 def _record(model: str, versions: list[DatasetVersion], stages: list[dict[str, Any]], adapter: bool,
-            metrics: dict[str, Any], s: Settings, extra: dict[str, Any]) -> dict[str, Any]:
+            metrics: dict[str, Any], s: Settings, extra: dict[str, Any]) -> CheckpointRecord:
     return checkpoint.record(
         method=METHOD, base_model=model, adapter=adapter,
         datasets=[{"name": v.name, "version": v.version} for v in versions],

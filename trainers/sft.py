@@ -11,7 +11,9 @@ from typing import Any
 
 from factory.trainers.data import SFT
 
+METHOD = "sft"
 FORMAT = SFT
+PAPERS = ()  # plain supervised fine-tuning: no paper of its own to cite
 # TRL's SFT default (2e-5) suits full fine-tuning; LoRA adapters want about ten times more (TRL's docs, QLoRA).
 ADAPTER_LEARNING_RATE = 2e-4
 

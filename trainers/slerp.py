@@ -25,6 +25,7 @@ from typing import Any
 
 from factory.errors import BadInput
 from factory.hashing import short_digest
+from factory.records import CheckpointRecord
 from factory.trainers import checkpoint
 
 METHOD = "slerp"
@@ -156,8 +157,8 @@ def merge_slerp(a: Path, b: Path, out_dir: Path, gradient: list[float], *, specs
     datasets = list({json.dumps(d, sort_keys=True): d for p in parents for d in p.pop("datasets")}.values())
     doc = checkpoint.record(method=METHOD, base_model=spec_a, adapter=False, datasets=datasets, config=cfg,
                             config_hash=short_digest(cfg), metrics={"tensors": len(merged)}, parents=parents)
-    checkpoint.write_record(out_dir, doc)
-    return doc
+    doc.write(out_dir)
+    return doc.document()
 
 
 def _open(handles: dict[Path, Any], path: Path, safe_open: Any) -> Any:
@@ -167,6 +168,8 @@ def _open(handles: dict[Path, Any], path: Path, safe_open: Any) -> Any:
 
 
 def _parent(spec: str, directory: Path) -> dict[str, Any]:
-    doc = checkpoint.read_record(directory) or {}
-    return {"model": spec, "path": str(directory.absolute()), "method": doc.get("method"),
-            "config_hash": doc.get("config_hash"), "datasets": list(doc.get("datasets") or [])}
+    doc = CheckpointRecord.find(directory)
+    if doc is None:
+        return {"model": spec, "path": str(directory.absolute()), "method": None, "config_hash": None, "datasets": []}
+    return {"model": spec, "path": str(directory.absolute()), "method": doc.method, "config_hash": doc.config_hash,
+            "datasets": [d.model_dump() for d in doc.datasets]}

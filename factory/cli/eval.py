@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
-from factory.cli.eval_lm import lm_eval_command, record_scores
+from factory.cli.eval_lm import lm_eval_command
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -59,9 +59,10 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     from factory.cli._fmt import table
     from factory.eval.mt_bench import AnswerConfig, MTBenchAnswer, run, slug, summarize, table_rows
     from factory.eval.questions import store_questions
+    from factory.judges.mt_bench import MTBenchSingle
+    from factory.judges.rubric import JudgeConfig
     from factory.llm import has_batch_api, load_llm
     from factory.store import check_name
-    from factory.judges.rubric import JudgeConfig
 
     store = app.store
     if Path(model_spec).is_dir():  # a checkpoint written by `factory train`
@@ -82,7 +83,9 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
         print_estimate(model_llm, [stage.request(r, [], 0) for r in rows])
         click.echo("later turns and the judge's calls depend on the answers: not estimated")
         return
-    result = run(store, model_llm, judge_llm, asked, prefix, answer_config, JudgeConfig(max_tokens=judge_max_tokens))
+    # every turn keeps its grade: the benchmark averages them all, it filters nothing
+    judge = MTBenchSingle(JudgeConfig(max_tokens=judge_max_tokens, keep_all=True, min_score=None))
+    result = run(store, model_llm, judge_llm, asked, prefix, answer_config, judge)
     results = summarize(result, model_llm.spec, judge_llm.spec, source)
     headers, rows = table_rows(results)
     click.echo(f"MT-Bench: {model_llm.spec} judged by {judge_llm.spec} ({results['graded']} turns graded, "
@@ -93,7 +96,9 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     click.echo(f"results: {path}", err=True)
     if checkpoint is not None and results["score"] is not None:
-        record_scores(checkpoint, results["eval"])
+        from factory.records import record_eval
+
+        record_eval(checkpoint, results["eval"])
         click.echo(f"recorded in {checkpoint / 'factory.json'} (model cards show it)", err=True)
 
 

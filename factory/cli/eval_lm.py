@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -41,6 +40,7 @@ def lm_eval_command(app: App, model_ref: str, tasks: str, include_paths: tuple[s
     """
     from factory.cli._fmt import table
     from factory.eval.lm_eval import card_scores, evaluate, model_args, require_lm_eval
+    from factory.records import record_eval
 
     require_lm_eval()
     names = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -59,7 +59,7 @@ def lm_eval_command(app: App, model_ref: str, tasks: str, include_paths: tuple[s
     path.write_text(json.dumps(results, indent=2) + "\n")
     click.echo(f"results: {path}", err=True)
     if checkpoint is not None:
-        record_scores(checkpoint, card_scores(results))
+        record_eval(checkpoint, card_scores(results))
         click.echo(f"recorded in {checkpoint / 'factory.json'} (model cards show it)", err=True)
     click.echo(str(path))
 
@@ -68,11 +68,3 @@ def _checkpoint(ref: str) -> Path | None:
     path = Path(ref[3:] if ref.startswith("hf:") else ref)
     return path if (path / "factory.json").is_file() else None
 
-
-def record_scores(checkpoint: Path, scores: dict[str, Any]) -> None:
-    """Merge `{benchmark: {metric: value}}` into the checkpoint's factory.json `eval` (what model cards read)."""
-    from factory.trainers.checkpoint import read_record, write_record
-
-    record = read_record(checkpoint) or {}
-    record["eval"] = {**(record.get("eval") or {}), **scores}
-    write_record(checkpoint, record)

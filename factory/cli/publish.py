@@ -12,13 +12,29 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _paper(kind: str, name: str):
-    """A scheme's or judge's `paper`, from its registry (the CLI may import plugins; publish/ may not)."""
+    """The paper(s) a scheme, judge, training method or tuning mode declares (the CLI may import plugins; publish/
+    may not). A training method is a module of factory.trainers or factory.recipes whose `METHOD` is `name`; it
+    declares `PAPERS`."""
     import importlib
+    import pkgutil
 
-    package = {"scheme": "schemes", "judge": "judges"}.get(kind)
-    if package is None:
+    if kind == "tuning":
+        from factory.trainers.config import TUNING_PAPERS
+
+        return TUNING_PAPERS.get(name, ())
+    if kind == "method":
+        for package in ("factory.trainers", "factory.recipes"):
+            for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+                module = importlib.import_module(f"{package}.{info.name}")
+                if getattr(module, "METHOD", None) == name:
+                    return getattr(module, "PAPERS", ())
+        return ()
+    if kind == "scheme":
+        from factory.schemes import SCHEMES as registry
+    elif kind == "judge":
+        from factory.judges import JUDGES as registry
+    else:
         return None
-    registry = getattr(importlib.import_module(f"factory.{package}"), package.upper())
     return getattr(registry.get(name), "paper", None)
 
 

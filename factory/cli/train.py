@@ -134,7 +134,7 @@ def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrit
     import shutil
 
     from factory.errors import BadInput
-    from factory.trainers import checkpoint
+    from factory.records import CheckpointRecord
     from factory.trainers.merge import adapter_base, check_adapter_dir, merged_record
     from factory.trainers.merge import merge_adapter as merge
     from factory.trainers.outdir import OutDir
@@ -145,11 +145,12 @@ def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrit
     base = base or adapter_base(directory)
     target = OutDir(out, overwrite=overwrite)
     target.check("merge")
-    model_init = ((checkpoint.read_record(directory) or {}).get("config") or {}).get("model_init") or {}
+    record = CheckpointRecord.find(directory)
+    model_init = (record.config.get("model_init") if record else None) or {}
     partial = target.open("merge")
     try:
         merge(directory, partial, base=base, model_init=model_init)
-        checkpoint.write_record(partial, merged_record(directory, base))
+        merged_record(directory, base).write(partial)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -176,9 +177,9 @@ def _run(ctx: click.Context, method: str | None, opts: dict[str, Any]) -> None:
         return
     if not quiet:
         doc = result.record
-        loss = doc["metrics"].get("train_loss")
-        data = ", ".join(f"{d['name']}@{d['version']}" for d in doc["datasets"])
-        click.echo(f"trained {doc['method']} ({doc['tuning']}) on {data}: {doc['metrics'].get('steps', '?')} steps, "
+        loss = doc.metrics.get("train_loss")
+        data = ", ".join(d.ref() for d in doc.datasets)
+        click.echo(f"trained {doc.method} ({doc.tuning}) on {data}: {doc.metrics.get('steps', '?')} steps, "
                    f"train_loss {loss if loss is None else round(loss, 4)}", err=True)
     click.echo(str(result.out))
 

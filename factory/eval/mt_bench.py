@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from factory import __version__
 from factory.config import StrictModel
@@ -19,9 +19,6 @@ from factory.pipeline.execute import run_stage
 from factory.pipeline.stage import Stage, polars_type
 from factory.store import DatasetVersion, InputRef, StageInfo, Store
 from factory.store.manifest import now_iso
-
-if TYPE_CHECKING:
-    from factory.judges.rubric import JudgeConfig
 
 # Categories whose questions have one right answer: the judge sees the reference answer (as in MT-Bench).
 REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
@@ -108,13 +105,14 @@ class MTBenchRun:
 
 
 def run(store: Store, model_llm: Any, judge_llm: Any, questions: DatasetVersion, prefix: str,
-        answer_config: AnswerConfig, judge_config: JudgeConfig) -> MTBenchRun:
-    """Answer, explode into turns, grade: three cached, resumable stored steps."""
-    from factory.judges.mt_bench import MTBenchSingle
+        answer_config: AnswerConfig, judge: Stage) -> MTBenchRun:
+    """Answer, explode into turns, grade: three cached, resumable stored steps.
 
+    `judge` grades one turn a row (`instruction`, `response`, `history`, `reference`) into `judge_score`, keeping
+    every row: the `mt-bench-single` judge with `keep_all`, which the caller (above the plugins) builds.
+    """
     answers = run_stage(store, MTBenchAnswer(answer_config), model_llm, questions, f"{prefix}-answers").version
     turns = store_turns(store, answers, f"{prefix}-turns")
-    judge = MTBenchSingle(judge_config.model_copy(update={"keep_all": True, "min_score": None}))
     judgments = run_stage(store, judge, judge_llm, turns, f"{prefix}-judgments").version
     return MTBenchRun(questions, answers, judgments)
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from factory.errors import BadInput
-from factory.llm.types import Completion
 
 LOCAL_PROVIDERS = {"hf", "vllm"}
 BATCH_DISCOUNT = 0.5
@@ -85,8 +84,3 @@ class PriceTable:
         best = max((k for k in self.prices if model.startswith(k)), key=len, default=None)
         return self.prices[best] if best else None
 
-    @staticmethod
-    def apply(price: Price | None, completion: Completion) -> Completion:
-        if price is not None:
-            completion.cost_usd = price.cost(completion.prompt_tokens, completion.completion_tokens)
-        return completion

@@ -39,7 +39,7 @@ from factory.llm.progress import Progress
 from factory.llm.provider import CallError, Provider
 from factory.llm.tokens import prompt_token_bound
 from factory.llm.types import ChatRequest, Completion
-from factory.store.manifest import Cost
+from factory.records import Cost
 
 _DONE = object()
 CHUNK = 512

@@ -11,7 +11,8 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.pipeline.minhash import near_duplicates, normalized
-from factory.pipeline.stage import Paper, Stage
+from factory.pipeline.stage import Stage
+from factory.records import Paper
 
 # What `model` says when the installed all-MiniLM-L6-v2 (factory.pipeline.semantic.default_model) is used.
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"

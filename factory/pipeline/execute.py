@@ -99,10 +99,11 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}} if llm is not None else {}
         if llm is not None and llm.settings.batch:
             extra["llm"]["batches"] = {"submitted": llm.stats.batches_submitted, "resumed": llm.stats.batches_resumed}
-        extra.update(stage.manifest_extra())
+        extra.update(stage_extra(stage))
         version = writer.commit(counters=counts, cost=llm.stats.cost() if llm is not None else None,
                                 replace=existing is not None, extra=extra)
     return StageResult(version, reused=False)
+
 
 
 def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | None, replace: bool) -> StageResult:
@@ -111,18 +112,12 @@ def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | N
         counts = {"kept": df.height, **stage.counters}
         stage.check_result(counts, source)
         writer.write(df)
-        version = writer.commit(counters=counts, replace=replace, extra=stage.manifest_extra())
+        version = writer.commit(counters=counts, replace=replace, extra=stage_extra(stage))
     return StageResult(version, reused=False)
 
 
-def user_turn(row: dict[str, Any]) -> str:
-    """The user message of an SFT row: instruction, then its input after a blank line (docs/records.md)."""
-    instruction = (row.get("instruction") or "").strip()
-    extra = (row.get("input") or row.get("context") or "").strip()
-    return f"{instruction}\n\n{extra}" if extra else instruction
-
-
-def conversation(system: str | None, turns: list[dict[str, str]], answer: str) -> list[dict[str, str]]:
-    """TRL's `messages`: an optional system turn, the prompt turns, then the assistant's answer."""
-    head = [{"role": "system", "content": system}] if system else []
-    return [*head, *turns, {"role": "assistant", "content": answer}]
+def stage_extra(stage: Stage) -> dict[str, Any]:
+    """What a stage adds to its manifest: its paper (the cards cite it from there, whether or not the plugin is
+    installed when they are made), then its own keys (`manifest_extra`)."""
+    extra = {} if stage.paper is None else {"paper": stage.paper.with_key(f"{stage.name}{stage.version}").as_dict()}
+    return {**extra, **stage.manifest_extra()}

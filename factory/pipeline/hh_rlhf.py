@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from factory.config import StrictModel
 from factory.errors import FactoryError
-from factory.pipeline.stage import Paper, Stage, polars_type
+from factory.pipeline.stage import Stage, polars_type
+from factory.records import Paper
 
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
 _ROLES = {"Human": "user", "Assistant": "assistant"}

@@ -15,8 +15,8 @@ from pydantic import Field
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.llm.types import ChatRequest
-from factory.pipeline.execute import conversation, user_turn
 from factory.pipeline.stage import Stage, schema_columns, schema_recipe, structured_schema, structured_values
+from factory.records import conversation, user_turn
 
 
 class RespondConfig(StrictModel):

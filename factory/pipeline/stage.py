@@ -35,25 +35,16 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 from factory.config import StrictModel
+from factory.records import Paper
 from factory.store.manifest import StageInfo
 from factory.store.sources import require_columns
 
 TEMPLATE_SUFFIXES = (".jinja", ".txt", ".md")
-
-
-@dataclass(frozen=True)
-class Paper:
-    title: str
-    url: str
-    authors: str = ""
-    year: int | None = None
-    bibtex: str = ""
 
 
 class NoConfig(StrictModel):

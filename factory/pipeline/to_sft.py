@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import Field
 
 from factory.config import StrictModel
-from factory.pipeline.execute import conversation, user_turn
 from factory.pipeline.stage import Stage
+from factory.records import conversation, user_turn
 
 
 class SFTConfig(StrictModel):

@@ -32,6 +32,7 @@ from factory.config import StrictModel, deep_merge
 from factory.errors import BadInput
 from factory.hashing import short_digest
 from factory.recipes import distill_eval as E
+from factory.records import CheckpointRecord
 from factory.store import Store
 
 log = logging.getLogger(__name__)
@@ -244,15 +245,15 @@ def _train(store: Store, cfg: DistillConfig, out: Path, stage: str, version: Any
         tmp = merged.with_name(merged.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         merge_adapter(target, tmp, base=str(out / "pruned"))
-        checkpoint.write_record(tmp, merged_record(target, str(out / "pruned")))
+        merged_record(target, str(out / "pruned")).write(tmp)
         tmp.rename(merged)
     else:  # full fine-tuning: the checkpoint is the merged model already
         checkpoint.link_or_copy_tree(target, merged)
 
 
 def _parameters(model_dir: Path) -> int:
-    doc = json.loads((model_dir / "factory.json").read_text()) if (model_dir / "factory.json").is_file() else {}
-    prune = doc.get("prune") or {}
+    record = CheckpointRecord.find(model_dir)
+    prune = (record.model_extra.get("prune") if record is not None else None) or {}
     if prune:
         return int(prune["after"]["parameters"])
     from safetensors import safe_open

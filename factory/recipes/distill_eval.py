@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.hashing import short_digest
-from factory.pipeline.execute import user_turn
+from factory.records import user_turn
 from factory.schemes.self_distill import SelfDistill, SelfDistillConfig
 from factory.schemes.self_distill.checkers import verdict
 

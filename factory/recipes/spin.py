@@ -26,16 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput
+from factory.papers import DPO, SPIN
 from factory.recipes.spin_config import SpinConfig
+from factory.records import CheckpointRecord
 from factory.schemes.self_play import SelfPlay
 from factory.store import check_name
-from factory.trainers import checkpoint
 
 if TYPE_CHECKING:
     from factory.store import DatasetVersion, Store
 
 log = logging.getLogger(__name__)
 METHOD = "spin"
+PAPERS = (SPIN, DPO)  # self-play fine-tuning, trained with DPO's loss against the previous iterate
 SPIN_JSON = "spin.json"
 LLM_CACHE = "llm-cache.sqlite"
 METRIC_KEYS = ("train_loss", "rewards/margins", "rewards/chosen", "rewards/rejected", "rewards/accuracies")
@@ -121,7 +123,8 @@ def _finished(out: Path, cfg: SpinConfig) -> dict[int, dict[str, Any]]:
     """Iterations a previous run finished; one trained with other settings makes this run an error."""
     done = {}
     for t in range(cfg.iterations):
-        doc = checkpoint.read_record(iteration_dir(out, t))
+        record = CheckpointRecord.find(iteration_dir(out, t))
+        doc = record.document() if record is not None else None
         if doc is None or doc.get("method") != METHOD:
             continue
         if doc["spin"].get("identity") != cfg.identity(t):
@@ -161,8 +164,8 @@ def _generate(store: Store, c: SpinConfig, model: str, source: DatasetVersion, n
 
     revision = None
     if t > 0:  # DIR/iter_{t-1} may be rewritten by a later run: its path alone does not name its weights
-        doc = checkpoint.read_record(Path(model)) or {}
-        revision = f"{doc.get('config_hash', '')}@{doc.get('created', '')}"
+        record = CheckpointRecord.find(Path(model))
+        revision = f"{record.config_hash}@{record.created}" if record is not None else "@"
     stage = SelfPlay(c.generation.model_copy(update={"iteration": t, "model_revision": revision}))
     llm = load_llm(f"{c.engine}:{Path(model).absolute() if Path(model).exists() else model}", home=store.home,
                    batch_size=c.batch_size, progress=not quiet)
@@ -209,7 +212,7 @@ def _train(store: Store, c: SpinConfig, model: str, versions: list[DatasetVersio
     partial = directory.with_name(directory.name + ".partial")
     result = run_training(store, tc, resume=partial.is_dir(), quiet=quiet,
                           record_extra={"method": METHOD, "spin": spin})
-    return result.record
+    return result.record.document()
 
 
 # -- metrics ------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from factory import __version__
 from factory.hashing import digest, short_digest
+from factory.records import Cost, InputRef
 from factory.secrets import redact
 
 MANIFEST = "manifest.json"
@@ -31,27 +32,6 @@ class StageInfo(BaseModel):
 
     def label(self) -> str:
         return f"{self.kind}:{self.name}@{self.version}"
-
-
-class InputRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
-    version: str
-
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-class Cost(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    usd: float = 0.0
-
-    def add(self, other: Cost) -> Cost:
-        return Cost(requests=self.requests + other.requests, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-                    completion_tokens=self.completion_tokens + other.completion_tokens, usd=self.usd + other.usd)
 
 
 class FileEntry(BaseModel):

@@ -7,7 +7,6 @@ content does (a file's sha256, a Hub dataset's fingerprint), which names the imp
 from __future__ import annotations
 
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput, FactoryError
 from factory.hashing import file_digest
+from factory.records import HUB_ID
 
 if TYPE_CHECKING:
     import polars as pl
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "arrow-dir", "hub")
 _EXT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
         ".parquet": "parquet", ".pq": "parquet", ".txt": "text"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -47,7 +46,7 @@ def detect_format(source: str) -> str:
         return _EXT[path.suffix.lower()]
     if path.exists():
         raise BadInput(f"{source}: unknown file type {path.suffix!r}; pass --format ({', '.join(FORMATS[:6])})")
-    if _HUB_ID.match(source):
+    if HUB_ID.match(source):
         return "hub"
     raise BadInput(f"no such file: {source}")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from factory.trainers.model import CHATML
+from factory.records import CHATML
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast

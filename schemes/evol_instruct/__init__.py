@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from factory.pipeline.execute import user_turn
-from factory.pipeline.stage import Paper
+from factory.records import Paper, user_turn
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, strip_label
 from factory.schemes.evol_instruct.elimination import eliminate

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from factory.errors import BadInput
-from factory.pipeline.stage import Paper
+from factory.records import Paper
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
 

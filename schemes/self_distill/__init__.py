@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from factory.errors import BadInput
-from factory.pipeline.execute import user_turn
-from factory.pipeline.stage import Paper
+from factory.papers import SELF_DISTILL
+from factory.records import user_turn
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig
 from factory.schemes.self_distill.checkers import CHECKERS, code_blocks, final_choice, verdict
@@ -67,8 +67,7 @@ class SelfDistill(Scheme):
 
     name = "self-distill"
     version = "1"
-    paper = Paper(title="Self-Data Distillation for Recovering Quality in Pruned Large Language Models",
-                  url="https://arxiv.org/abs/2410.09982", authors="Thangarasa et al.", year=2024)
+    paper = SELF_DISTILL
     inputs = {"instruction": "str", "response": "str"}
     outputs = {**COMMON_OUTPUTS, "original_response": "str", "distill_kept": "str", "distill_reason": "str",
                "distill_checker": "str"}

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from factory.schemes import SCHEMES
-from factory.schemes.base import Scheme, SchemeConfig
 from pydantic import Field
 
 from factory.errors import BadInput, FactoryError
 from factory.hashing import short_digest
 from factory.llm.types import ChatRequest
-from factory.pipeline.execute import user_turn
-from factory.pipeline.stage import Paper
+from factory.papers import SPIN
+from factory.records import user_turn
+from factory.schemes import SCHEMES
+from factory.schemes.base import Scheme, SchemeConfig
 
 PROMPT_HINT = ("rename the columns with `factory datasets import FILE --map instruction=COLUMN --map "
                "response=COLUMN`, or build `messages` with `factory datasets convert sft`")
@@ -70,8 +70,7 @@ class SelfPlay(Scheme):
 
     name = "self-play"
     version = "1"
-    paper = Paper(title="Self-Play Fine-Tuning Converts Weak Language Models to Strong Language Models",
-                  url="https://arxiv.org/abs/2401.01335", authors="Chen et al.", year=2024)
+    paper = SPIN
     inputs = {"messages": "list[message]"}  # or instruction + response (see check_inputs)
     outputs = {"id": "str", "instruction": "str", "prompt": "list[message]", "chosen": "list[message]",
                "rejected": "list[message]", "chosen_text": "str", "rejected_text": "str", "scheme": "str",
