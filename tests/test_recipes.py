@@ -196,7 +196,7 @@ def test_set_names_a_variable_or_a_stage_key(tmp_path):
     assert "--with openai:gpt-4o --min-score 3" in r.stdout
 
 
-@pytest.mark.parametrize("recipe", ["quickstart", "openbezoar"])
+@pytest.mark.parametrize("recipe", ["quickstart", "openbezoar", "spin", "self-distill"])
 def test_dry_run_of_shipped_recipes_is_offline_and_keyless(tmp_path, recipe):
     home = tmp_path / "home"
     env = {k: "" for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN")}
@@ -211,10 +211,15 @@ def test_dry_run_of_shipped_recipes_is_offline_and_keyless(tmp_path, recipe):
             assert re.search(rf"^{re.escape(stage)}\s", r.stdout, re.M), stage
         ceiling = float(re.search(r"cost ceiling: ≤ \$([0-9.]+) online", r.stdout).group(1))
         assert ceiling > 0
+    if recipe == "spin":  # the paper's schedule reaches the trainer
+        assert "--iterations 4" in r.stdout and "--set iterations.3.beta=5.0" in r.stdout
+        assert "--set iterations.2.learning_rate=1e-07" in r.stdout
+    if recipe == "self-distill":
+        assert "factory merge slerp <distill>/sft-self-distill-merged <distill>/sft-merged" in r.stdout
 
 
 def test_shipped_recipes_are_in_the_package():
     from factory.cli.run import shipped_recipes
 
-    assert {"quickstart", "openbezoar"} <= set(shipped_recipes())
+    assert {"quickstart", "openbezoar", "spin", "self-distill"} <= set(shipped_recipes())
     assert (REPO / "recipes" / "README.md").is_file()
