@@ -82,7 +82,17 @@ class Provider(ABC):
     #: the reply prefilled), "logprobs" (the API's top logprobs of the first reply token), None (not at all).
     choice_scoring: ClassVar[str | None] = None
 
+    #: Run settings every provider is handed (`load_llm`); those that do not use them ignore them.
+    RUN_OPTIONS: ClassVar[frozenset[str]] = frozenset({"concurrency", "timeout_s"})
+
     def __init__(self, model: str, **options: Any):
+        # Whatever reaches the base no subclass took: a typo in `providers:` of the home config, say so.
+        unknown = sorted(set(options) - self.RUN_OPTIONS)
+        if unknown:
+            from factory.errors import BadInput
+
+            raise BadInput(f"unknown option {', '.join(map(repr, unknown))} for the {self.name} provider "
+                           "(under `providers:` in $FACTORY_HOME/config.yaml?)")
         self.model = model
         self.options = options
 

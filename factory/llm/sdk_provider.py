@@ -25,6 +25,21 @@ def resolve_key(env_var: str, base_url: str | None, default_local: str = "EMPTY"
     return None
 
 
+def check_base_url(url: str, where: str) -> None:
+    """A base URL must be http(s)://host[:port][/path]; anything else is a one-line error now, not a failed row."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        from factory.errors import BadInput
+
+        raise BadInput(f"invalid base URL {url!r} (from {where}): expected http(s)://HOST[:PORT]/...")
+
+
 class SDKProvider(Provider):
     sdk: ClassVar[str]  # the SDK's module name
     client_class: ClassVar[str]  # its async client class
@@ -43,6 +58,8 @@ class SDKProvider(Provider):
         if batch_poll_s is not None:
             self.batch_poll_s = float(batch_poll_s)
         self.base_url = base_url or os.environ.get(self.base_url_env) or None
+        if self.base_url is not None:
+            check_base_url(self.base_url, f"base_url or ${self.base_url_env}")
         self.key_env_name = api_key_env or self.key_env
         self.api_key = resolve_key(self.key_env_name, self.base_url)
         self.timeout_s = timeout_s

@@ -203,3 +203,50 @@ def test_an_echoed_key_never_reaches_rows_or_errors(tmp_path, monkeypatch, hosti
         assert status == 400 and out[0].error and KEY not in out[0].error and "***" in out[0].error
     # the publish guard knows the configured variable, though its name does not look secret
     assert secret_values(home)[KEY] == "$MY_LLM_CRED"
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://x/v1", "http://", "http//127.0.0.1:1", "http://h:port/v1"])
+def test_a_malformed_base_url_is_a_one_line_error(tmp_path, monkeypatch, url: str) -> None:
+    from click.testing import CliRunner
+
+    from factory.cli.main import cli
+
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    (tmp_path / "seed.jsonl").write_text('{"instruction": "a topic"}\n')
+    home = tmp_path / "store"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            cli, ["--home", str(home), "datasets", "import", str(tmp_path / "seed.jsonl"), "--name", "seed"]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "--home",
+            str(home),
+            "-q",
+            "build",
+            "evol-instruct",
+            "--from",
+            "seed",
+            "--llm",
+            "openai:stub-model",
+            "--n",
+            "1",
+        ],
+    )
+    assert result.exit_code == 2 and "invalid base URL" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unknown_provider_option_is_a_one_line_error(tmp_path, monkeypatch) -> None:
+    from factory.errors import BadInput
+
+    home = _home(tmp_path)
+    (home / "config.yaml").write_text("providers:\n  openai:\n    base_urll: http://127.0.0.1:1/v1\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with pytest.raises(BadInput, match="unknown option 'base_urll' for the openai provider"):
+        load_llm("openai:stub-model", home=home)
