@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from factory.judges.parse import Scale, Verdict, VerdictError, parse_pair, parse_score
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factory.errors import FactoryError
 from factory.hub import HubServer, rules
+from factory.judges.parse import Scale, Verdict, VerdictError, parse_pair, parse_score
 
 FAST = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SLOW = settings(max_examples=25, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -75,7 +75,7 @@ def _call(hub: HubServer, method: str, path: str, **kwargs) -> requests.Response
 def test_create_repo_with_any_names(hub: HubServer, namespace: str, name: str, kind: str | None) -> None:
     answer = _call(hub, "POST", "/api/repos/create", json={"name": name, "organization": namespace, "type": kind})
     if answer.status_code == 200:
-        assert rules.valid_name(name) and rules.valid_name(namespace)
+        assert rules.valid_name(name) and rules.valid_name(namespace or "fuzz")  # "" means the caller's own
     root = Path(hub.storage.root).resolve()
     for repo_json in root.glob("repos/*/*/*/repo.json"):
         assert repo_json.resolve().is_relative_to(root)
@@ -147,9 +147,8 @@ def test_importer_on_any_file(tmp_path_factory: pytest.TempPathFactory, content:
 )
 @FAST
 def test_config_loader_on_any_file(tmp_path_factory: pytest.TempPathFactory, content: bytes, sets: list[str]) -> None:
-    from factory.judges.rubric import JudgeConfig
-
     from factory.config import build_config
+    from factory.judges.rubric import JudgeConfig
 
     path = tmp_path_factory.mktemp("cfg") / "config.yaml"
     path.write_bytes(content)
