@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from factory.judges.parse import Scale, VerdictError
-
 from factory.errors import BadInput
+from factory.judges.parse import Scale, VerdictError
 from factory.llm.choices import expectation
 from factory.llm.types import Completion
 

@@ -111,7 +111,7 @@ def test_lineage_walks_inputs(home, tmp_path):
     (["datasets", "import", "{good}", "--name", "x", "--map", "a=missing"], 2, "error: --map: column 'missing'"),
     (["datasets", "import", "{good}", "--name", "x", "--require", "instruction,context"], 2, "lacks column context"),
     (["datasets", "import", "{good}"], 2, "Missing option '--name'"),
-    (["run", "recipe.yaml"], 1, "not available in this release yet"),
+    (["run", "recipe.yaml"], 2, "error: no recipe file 'recipe.yaml' (shipped recipes: "),
     (["schemes", "inspect", "nope"], 2, "error: unknown scheme 'nope'"),
 ])
 def test_errors_are_one_line_without_traceback(home, tmp_path, args, code, message):

@@ -12,7 +12,6 @@ from factory.cli.main import cli
 from tests.test_publish_checkpoint import build_lora_checkpoint
 
 
-
 @pytest.mark.slow
 def test_lm_eval_on_a_lora_checkpoint_lands_in_its_card(tmp_path: Path, tiny_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -45,7 +44,8 @@ def test_unknown_task_and_missing_model_are_one_line_errors(tmp_path: Path, tiny
     r = runner.invoke(cli, ["--home", home, "eval", "lm-eval", "--model", str(tiny_dir), "--tasks", "no_such_task"])
     assert r.exit_code == 2 and "unknown lm-eval task 'no_such_task'" in r.output
     assert "Traceback" not in r.output
-    r = runner.invoke(cli, ["--home", home, "eval", "lm-eval", "--model", "./nowhere/ckpt", "--tasks", "factory_smoke"])
+    r = runner.invoke(cli, ["--home", home, "eval", "lm-eval", "--model", "./nowhere/ckpt",
+                            "--tasks", "factory_smoke"])
     assert r.exit_code == 2 and "no such checkpoint directory" in r.output
     r = runner.invoke(cli, ["--home", home, "eval", "lm-eval", "--model", str(tiny_dir), "--tasks", "factory_smoke",
                             "--include-path", str(tmp_path / "missing")])

@@ -66,10 +66,10 @@ def test_dry_run_needs_no_api_key(tmp_path):
 def test_failed_judgments_never_pass_the_filter_and_are_asked_again(tmp_path, monkeypatch):
     """--min-score: rows without a verdict are left out, counted failed (manifest, card); a rerun re-asks them."""
     from click.testing import CliRunner
-    from factory.cards.render import partial
-    from factory.publish.lineage import summarize, walk
 
+    from factory.cards.render import partial
     from factory.cli.main import cli
+    from factory.publish.lineage import summarize, walk
 
     home = tmp_path / "home"
     rows = [{"id": i, "instruction": f"question {i}", "response": f"answer {i}"} for i in range(10)]

@@ -110,8 +110,8 @@ def test_remove_span_in_memory_renumbers_layers_for_the_kv_cache(six_block_dir):
 def test_qwen2_and_mistral_stacks_prune_with_their_per_layer_lists(kind):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from factory.trainers.prune import angular_distances, best_start, remove_span
     from factory.testing.tiny import build_tiny_tokenizer
+    from factory.trainers.prune import angular_distances, best_start, remove_span
 
     tok = build_tiny_tokenizer()
     config = AutoConfig.for_model(kind, hidden_size=32, intermediate_size=64, num_hidden_layers=5,

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from factory.schemes import SCHEMES
 from factory.store import Store
 from factory.testing.llm_stub import StubLLMServer
-from factory.schemes import SCHEMES
 from tests.helpers import run_factory
 
 LIST_REPLY = "\n".join(f"{i}. Describe how item {i} of {{topic}} works in everyday life." for i in range(1, 6))

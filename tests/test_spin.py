@@ -12,11 +12,11 @@ import time
 
 import pytest
 import torch
-from factory.schemes.self_play import split_row
 from safetensors.torch import load_file
 
 from factory.llm import ChatRequest, load_llm
 from factory.recipes.spin_config import load_spin_config
+from factory.schemes.self_play import split_row
 from factory.store import Store
 from tests.helpers import REPO
 from tests.test_train_sft import import_rows, invoke, one_thread  # noqa: F401  (autouse fixture)

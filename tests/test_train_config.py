@@ -9,6 +9,8 @@ import torch
 import yaml
 
 from factory.errors import BadInput
+from factory.trainers.config import TrainConfig
+from factory.trainers.run import load_config, settle_tuning
 from tests.test_train_sft import (
     FAST,
     chat_rows,
@@ -17,8 +19,6 @@ from tests.test_train_sft import (
     invoke,
     one_thread,  # noqa: F401  (autouse fixture)
 )
-from factory.trainers.config import TrainConfig
-from factory.trainers.run import load_config, settle_tuning
 
 
 def test_sections_map_onto_the_library_objects():

@@ -39,8 +39,8 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     from factory.errors import BadInput
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
-    from factory.store import check_name
     from factory.schemes import SCHEMES
+    from factory.store import check_name
 
     cls = SCHEMES.get(scheme)
     if n is not None and n <= 0:

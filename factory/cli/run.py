@@ -20,7 +20,7 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--until", metavar="STAGE", help="Stop after this stage.")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="USD",
               help="Cap on dollars for the whole run: each LLM stage gets what is left.")
-@click.option("--dry-run", is_flag=True, help="Validate, print the plan and a cost ceiling per LLM stage; run nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate; print the plan and each LLM stage's cost ceiling.")
 @pass_app
 def run(app: App, recipe: str, sets: tuple[str, ...], start: str | None, until: str | None, budget: float | None,
         dry_run: bool) -> None:

@@ -76,7 +76,9 @@ def _absolutize(task_file: Path, original: Path, yaml: Any) -> None:
     files = ((doc or {}).get("dataset_kwargs") or {}).get("data_files") if isinstance(doc, dict) else None
     if not files:
         return
-    fix = (lambda p: str((original.parent / p).resolve()) if not Path(p).is_absolute() else p)
+
+    def fix(p: str) -> str:
+        return p if Path(p).is_absolute() else str((original.parent / p).resolve())
     if isinstance(files, str):
         doc["dataset_kwargs"]["data_files"] = fix(files)
     elif isinstance(files, dict):
@@ -118,7 +120,8 @@ def _metrics(values: dict[str, Any]) -> dict[str, float]:
     metrics = {}
     for key, value in values.items():
         name = key.split(",")[0]
-        if name.endswith(SKIP_METRIC_SUFFIXES) or name in NOT_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
+        skip = name.endswith(SKIP_METRIC_SUFFIXES) or name in NOT_METRICS
+        if skip or isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if math.isfinite(value):
             metrics[name] = float(value)
