@@ -46,17 +46,24 @@ SCORE_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["r
 
 
 class JudgeConfig(StrictModel):
-    min_score: float | None = Field(None, description="keep rows scoring at least this (default: the rubric's)")
-    keep_all: bool = Field(False, description="keep every row with its score instead of filtering")
-    repeats: int = Field(1, ge=1, le=50, description="samples per row; the row's score is their mean")
-    temperature: float | None = Field(None, ge=0, description="judge temperature (default 0; 0.7 with repeats)")
-    max_tokens: int = Field(1024, ge=1, description="longest judge reply")
-    structured: bool | None = Field(None, description="ask for a JSON reply by schema (default: where supported)")
-    response_schema: str | None = Field(None, description="the verdict's schema: a pydantic model (module:Class) or "
-                                                          "JSON Schema file with a numeric `score`; typed columns")
+    """A judge run's options: `factory judge` flags, `--config FILE` and `--set` are made from these fields."""
+
+    min_score: float | None = Field(
+        None, description="Keep rows scoring at least this (default: the rubric's threshold).")
+    keep_all: bool = Field(False, description="Keep every row with its score instead of filtering.")
+    repeats: int = Field(1, ge=1, le=50, description="Judge each row K times; the score is the mean, and spread "
+                                                      "and agreement are reported.")
+    temperature: float | None = Field(None, ge=0, description="Judge temperature (default 0; 0.7 with --repeats).")
+    max_tokens: int = Field(1024, ge=1, description="Longest judge reply.")
+    structured: bool | None = Field(
+        None, description="Ask for a JSON verdict by schema (default: where the provider supports it).")
+    response_schema: str | None = Field(
+        None, description="The verdict's schema: a pydantic model (module:Class) or JSON Schema file with a numeric "
+                          "`score`; its fields are stored as typed columns.")
     scoring: Literal["auto", "verdict", "logprobs"] = Field(
         "auto", description="verdict: parse a written score; logprobs: the expectation over the score tokens' "
-                            "probabilities (G-Eval); auto: logprobs for local hf: judges, verdict elsewhere")
+                            "probabilities (G-Eval), for hf: judges and OpenAI-compatible APIs returning logprobs; "
+                            "auto: logprobs for hf:.")
 
 
 @dataclass

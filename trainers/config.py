@@ -22,7 +22,8 @@ import dataclasses
 import difflib
 import inspect
 import math
-import re
+import typing
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -90,6 +91,17 @@ class TrainConfig(StrictModel):
     def _quantization_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
         return {**QUANTIZATION_DEFAULTS, **value}
 
+    @classmethod
+    def open_sections(cls) -> dict[str, Iterable[str]]:
+        """The library sections' keys, so `--set r=8` means lora.r and `--set max_steps=3` training.max_steps."""
+        from peft import LoraConfig
+        from transformers import BitsAndBytesConfig
+        from trl import DPOConfig, SFTConfig
+
+        training = (_dataclass_fields(SFTConfig) | _dataclass_fields(DPOConfig)) - set(OWNED_TRAINING_KEYS)
+        return {"lora": _dataclass_fields(LoraConfig), "quantization": _init_params(BitsAndBytesConfig),
+                "training": training}
+
     # -- what goes into factory.json ------------------------------------------------------------------
     def recorded(self) -> dict[str, Any]:
         """The config as stored in a checkpoint: secrets redacted, `out` left out (where, not what)."""
@@ -120,8 +132,8 @@ class TrainConfig(StrictModel):
         if self.tuning == "qlora":
             from transformers import BitsAndBytesConfig
 
-            params = set(inspect.signature(BitsAndBytesConfig.__init__).parameters) - {"self", "kwargs"}
-            _check_keys("quantization", self.quantization, params, "transformers.BitsAndBytesConfig")
+            _check_keys("quantization", self.quantization, _init_params(BitsAndBytesConfig),
+                        "transformers.BitsAndBytesConfig")
         for key, flag in OWNED_TRAINING_KEYS.items():
             if key in self.training:
                 raise BadInput(f"config: training.{key} is set by factory; use {flag}")
@@ -205,28 +217,54 @@ def _dataclass_fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
+def _init_params(cls: type) -> set[str]:
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
+
+
 def _coerce(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
-    """YAML reads `1e-4` (no dot) as a string and `no` as false: give fields the values TRL's own parser would."""
-    hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    """Each value as the library field's type takes it, checked by pydantic against the dataclass's annotations.
+
+    YAML reads `1e-4` (no dot) as text: a float field gets the number. YAML 1.1 reads `no` as false: a field
+    that takes no bool (save_strategy) gets the word. A value no reading fits is an error naming the key, for
+    the fields that take only numbers or bools; for the others the library has the last word.
+    """
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    hints = _type_hints(cls)
     out = dict(values)
     for key, value in values.items():
-        hint = hints.get(key, "")
-        if value is False and key.endswith("_strategy"):  # save_strategy=no, eval_strategy=no
-            out[key] = "no"
+        if key not in hints:
             continue
-        if not isinstance(value, str) or re.search(r"\b(list|dict|str)\b", hint):
+        try:
+            adapter = TypeAdapter(hints[key], config=ConfigDict(arbitrary_types_allowed=True))
+        except Exception:  # a type pydantic cannot check: the library's own checks apply
             continue
-        kinds = [kind for kind in (int, float) if re.search(rf"\b{kind.__name__}\b", hint)]
-        for kind in kinds:
+        readings = [value, "no"] if value is False else [value]
+        for reading in readings:
             try:
-                out[key] = kind(value)
-                break
-            except ValueError:
+                checked = adapter.validate_python(reading)
+            except ValidationError:
                 continue
+            # numbers from text; anything else as given (an enum member would read back the same)
+            out[key] = checked if isinstance(checked, (int, float)) and isinstance(reading, str) else reading
+            break
         else:
-            if kinds:
+            if _only_scalars(hints[key]):
                 raise BadInput(f"config: {section}.{key}: expected a number, got {value!r}")
     return out
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: no coercion rather than a crash
+        return {}
+
+
+def _only_scalars(hint: Any) -> bool:
+    """Whether a field takes nothing but numbers or bools (None aside)."""
+    args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+    return bool(args) and all(a in (int, float, bool) for a in args)
 
 
 def _check_keys(section: str, given: dict[str, Any], known: set[str], what: str) -> None:

@@ -123,9 +123,9 @@ def load_config(file: str | Path | None, sets: tuple[str, ...] | list[str], **gi
 
     from factory.config import deep_merge, parse_sets, read_yaml, validation_message
 
-    data = deep_merge(read_yaml(file) if file else {}, parse_sets(sets))
+    data = deep_merge(read_yaml(file) if file else {}, parse_sets(sets, TrainConfig))
     data.update({k: v for k, v in given.items() if v not in (None, (), [])})
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise BadInput(validation_message(exc)) from None
+        raise BadInput(validation_message(exc, model=TrainConfig)) from None

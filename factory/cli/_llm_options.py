@@ -11,43 +11,28 @@ LLM_HELP = ("PROVIDER:MODEL (openai:gpt-4o, anthropic:claude-sonnet-4-5, hf:PATH
             "(gpt4, gpt4o-mini, claude, local).")
 
 
+# The run settings a command line sets; the rest of RunSettings (backoff, breaker) stay config-file territory.
+RUN_FLAGS = ("concurrency", "rpm", "tpm", "budget_usd", "max_retries", "timeout_s", "schema_retries", "batch", "cache",
+             "refresh")
+
+
 def llm_run_options(f: Callable) -> Callable:
-    """--concurrency, --rpm, --tpm, --budget, --max-retries, --schema-retries, --timeout, --no-cache, --refresh,
-    --dry-run."""
-    options = [
-        click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
-                     help="LLM calls in flight at once."),
-        click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Cap on requests per minute."),
-        click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Cap on tokens per minute."),
-        click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="USD",
-                     help="Hard cap on dollars spent in this run; stops cleanly before exceeding it."),
-        click.option("--max-retries", type=click.IntRange(min=0), default=8, show_default=True,
-                     help="Retries of a call on 429, 5xx, timeouts and dropped connections."),
-        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=120.0,
-                     show_default=True, help="Seconds before a call times out."),
-        click.option("--schema-retries", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="New tries of a reply that does not match its --schema, before the row fails."),
-        click.option("--batch", is_flag=True,
-                     help="Use the provider's batch API (openai:, anthropic:): half the price, results within 24 h; "
-                          "a rerun resumes polling the batches it submitted."),
-        click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
-        click.option("--refresh", is_flag=True, help="Ask again even where an answer is cached (new samples)."),
-        click.option("--dry-run", is_flag=True, help="Print what would be sent and the cost ceiling; send nothing."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    """--concurrency, --rpm, --tpm, --budget, --max-retries, --timeout, --schema-retries, --batch, --no-cache,
+    --refresh (from RunSettings), and --dry-run."""
+    from factory.cli._flags import model_options
+    from factory.llm.settings import RunSettings
+
+    f = click.option("--dry-run", is_flag=True, help="Print what would be sent and the cost ceiling; send nothing.")(f)
+    return model_options(RunSettings, RUN_FLAGS, flags={"budget_usd": "--budget", "timeout_s": "--timeout"},
+                         metavars={"budget_usd": "USD"})(f)
 
 
 def run_settings(kw: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:
     """Pop the run options out of a command's kwargs, as keyword arguments for `load_llm`."""
-    return {
-        "concurrency": kw.pop("concurrency"), "rpm": kw.pop("rpm"), "tpm": kw.pop("tpm"),
-        "budget_usd": kw.pop("budget"), "max_retries": kw.pop("max_retries"),
-        "schema_retries": kw.pop("schema_retries"), "timeout_s": kw.pop("timeout_s"),
-        "batch": kw.pop("batch"), "cache": not kw.pop("no_cache"), "refresh": kw.pop("refresh"),
-        "progress": verbosity >= 0,
-    }
+    from factory.cli._flags import take
+    from factory.llm.settings import RunSettings
+
+    return {**take(RunSettings, kw, RUN_FLAGS), "progress": verbosity >= 0}
 
 
 def preview_rows(source: Any, limit: int | None) -> list[dict[str, Any]]:

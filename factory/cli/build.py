@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, cost_line, llm_run_options, run_settings
 from factory.cli.main import App
+from factory.schemes.base import SchemeConfig
 
 pass_app = click.make_pass_decorator(App)
 
@@ -19,11 +21,11 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--name", "out_name", help="Output dataset name (default: the scheme's name).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of scheme options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set one scheme option (repeatable).")
-@click.option("--seed", type=int, help="Seed for the scheme's random choices (same as --set seed=S).")
+@model_options(SchemeConfig, ["seed"])
 @llm_run_options
 @pass_app
 def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, out_name: str | None,
-          config_file: str | None, sets: tuple[str, ...], seed: int | None, dry_run: bool, **kw) -> None:
+          config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw) -> None:
     """Generate instruction data from seed rows with a teacher LLM and a generation SCHEME.
 
     Schemes: `factory schemes list`; their options: `factory schemes inspect SCHEME`. Answers are cached
@@ -45,9 +47,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     cls = SCHEMES.get(scheme)
     if n is not None and n <= 0:
         raise BadInput(f"--n must be a positive number of rows, got {n}")
-    extra = (*sets, f"seed={seed}") if seed is not None else sets
-    stage = cls(build_config(cls.Config, config_file, extra))
-    stage.recipe()  # validate what only the scheme can check, before any call
+    stage = cls(build_config(cls.Config, config_file, sets, overrides=given(take(SchemeConfig, kw, ["seed"]))))
     store = app.store
     source = _seeds(store, from_ref)
     stage.check_inputs(list(source.manifest.columns), f"seed data {source.ref}")

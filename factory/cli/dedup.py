@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._flags import model_options
 from factory.cli.main import App
+from factory.pipeline.dedup import NearConfig
 
 pass_app = click.make_pass_decorator(App)
 
@@ -17,8 +19,7 @@ pass_app = click.make_pass_decorator(App)
               help="Near: estimated Jaccard similarity (default 0.8). Semantic: cosine similarity (default 0.92).")
 @click.option("--embedding-model", metavar="PATH_OR_ID",
               help="Sentence-embedding model for --semantic (default: the installed all-MiniLM-L6-v2).")
-@click.option("--num-perm", type=click.IntRange(min=8), default=128, show_default=True, help="MinHash permutations.")
-@click.option("--shingle", type=click.IntRange(min=1), default=3, show_default=True, help="Words per shingle.")
+@model_options(NearConfig, ["num_perm", "shingle"])
 @click.option("--columns", help="Comma-separated columns to compare (default: instruction,input).")
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-dedup').")
 @pass_app

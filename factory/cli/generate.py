@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._flags import model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
+from factory.pipeline.respond import RespondConfig
 
 pass_app = click.make_pass_decorator(App)
 
@@ -15,17 +17,11 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--llm", "llm_spec", default="local", show_default=True, help=LLM_HELP)
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-answers').")
 @click.option("--n", "limit", type=click.IntRange(min=1), help="Answer only the first N rows.")
-@click.option("--system", help="System prompt for every row (a `system` column, if present, wins).")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--seed", type=int, help="Sampling seed sent with each request (where the provider supports it).")
-@click.option("--schema", "schema", metavar="MODULE:CLASS|FILE.json",
-              help="Structured output: a pydantic model or JSON Schema file each answer must match; its fields "
-                   "are stored as typed columns.")
+@model_options(RespondConfig, flags={"response_schema": "--schema"},
+               metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @llm_run_options
 @pass_app
-def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, system: str | None,
-             temperature: float, max_tokens: int, seed: int | None, schema: str | None, dry_run: bool, **kw) -> None:
+def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, dry_run: bool, **kw) -> None:
     """Answer every row of REF with an LLM and store the answers as a new dataset version.
 
     Rows need `instruction` (with optional `input`/`context`) or `messages`; the answer goes to `response`
@@ -38,16 +34,16 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
       factory generate dolly-seed --llm gpt4o-mini --budget 2 --concurrency 128
       factory generate dolly-seed --llm gpt4o-mini --schema mypkg.models:Answer
     """
+    from factory.config import build_config
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
-    from factory.pipeline.respond import Respond, RespondConfig
+    from factory.pipeline.respond import Respond
     from factory.store import check_name
 
     store = app.store
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-answers")
-    stage = Respond(RespondConfig(system=system, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                  response_schema=schema))
+    stage = Respond(build_config(RespondConfig, **take(RespondConfig, kw)))
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:

@@ -6,8 +6,10 @@ from typing import Any
 
 import click
 
+from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
+from factory.judges.rubric import JudgeConfig
 
 pass_app = click.make_pass_decorator(App)
 
@@ -18,25 +20,18 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--rubric", default="quality", show_default=True,
               help="Which judge rubric: quality, helpfulness, mt-bench-single, mt-bench-pair, ... "
                    "(`factory judges list`).")
-@click.option("--min-score", type=float, help="Keep rows scoring at least this (default: the rubric's threshold).")
-@click.option("--keep-all", is_flag=True, help="Keep every row with its score instead of filtering.")
-@click.option("--repeats", type=click.IntRange(1, 50), default=1, show_default=True,
-              help="Judge each row K times; the score is the mean, and spread and agreement are reported.")
+@model_options(JudgeConfig, flags={"response_schema": "--schema"},
+               metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-judged').")
 @click.option("--n", "limit", type=click.IntRange(min=1), help="Judge only the first N rows.")
-@click.option("--temperature", type=click.FloatRange(min=0), help="Judge temperature (default 0; 0.7 with --repeats).")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Longest judge reply.")
-@click.option("--structured/--no-structured", default=None,
-              help="Ask for a JSON verdict by schema (default: where the provider supports it).")
-@click.option("--scoring", type=click.Choice(["auto", "verdict", "logprobs"]), default="auto", show_default=True,
-              help="verdict: parse a written score; logprobs: the expectation over the score tokens' probabilities "
-                   "(G-Eval), for hf: judges and OpenAI-compatible APIs returning logprobs; auto: logprobs for hf:.")
+@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of judge options (the keys of the options above, e.g. repeats: 3).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set one judge option, e.g. min_score=8 (repeatable; flags win over --set, --set over --config).")
 @llm_run_options
 @pass_app
-def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | None, keep_all: bool, repeats: int,
-          out_name: str | None, limit: int | None, temperature: float | None, max_tokens: int,
-          structured: bool | None, scoring: str, dry_run: bool, **kw: Any) -> None:
+def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None, limit: int | None,
+          config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw: Any) -> None:
     """Score every row of REF with a judge LLM and store the scored rows as a new dataset version.
 
     Adds `judge_score` (null when the judge failed), `judge_rationale`, `judge_probs` (logprob scoring),
@@ -51,9 +46,9 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
       factory judge answers --with claude --rubric helpfulness --keep-all --repeats 3
       factory judge pairs --with gpt4o --rubric mt-bench-pair
     """
+    from factory.config import build_config
     from factory.errors import BadInput
     from factory.judges import JUDGES
-    from factory.judges.rubric import JudgeConfig
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
     from factory.store import check_name
@@ -63,9 +58,8 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
         raise BadInput(f"unknown rubric {rubric!r} (known: {', '.join(JUDGES.names())})")
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-judged")
-    stage = JUDGES.get(rubric)(JudgeConfig(min_score=min_score, keep_all=keep_all, repeats=repeats,
-                                           temperature=temperature, max_tokens=max_tokens, structured=structured,
-                                           scoring=scoring))
+    config = build_config(JudgeConfig, config_file, sets, overrides=given(take(JudgeConfig, kw)))
+    stage = JUDGES.get(rubric)(config)
     stage.check_inputs(list(source.manifest.columns), source.ref)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
@@ -84,7 +78,7 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, min_score: float | N
                    f"${m.cost.usd:.4f}", err=True)
     click.echo(summary(getattr(m, "judge", None) or {}), err=True)
     if m.counters.get("failed"):
-        where = "kept with `judge_error`" if keep_all else "left out"
+        where = "kept with `judge_error`" if config.keep_all else "left out"
         click.echo(f"{m.counters['failed']} rows the judge failed on are {where}, counted failed; rerunning the "
                    "same command asks the judge again for just those rows", err=True)
     click.echo(m.ref())

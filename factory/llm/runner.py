@@ -27,9 +27,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from pydantic import Field
-
-from factory.config import StrictModel
 from factory.errors import BadInput, FactoryError
 from factory.llm.cache import ResponseCache
 from factory.llm.feed import RequestFeed
@@ -37,32 +34,13 @@ from factory.llm.limits import Gate, RateLimiter
 from factory.llm.pricing import Price
 from factory.llm.progress import Progress
 from factory.llm.provider import CallError, Provider
+from factory.llm.settings import RunSettings
 from factory.llm.tokens import prompt_token_bound
 from factory.llm.types import ChatRequest, Completion
 from factory.records import Cost
 
 _DONE = object()
 CHUNK = 512
-
-
-class RunSettings(StrictModel):
-    concurrency: int = Field(64, ge=1, description="calls in flight at once")
-    rpm: float | None = Field(None, gt=0, description="client-side cap on requests per minute")
-    tpm: float | None = Field(None, gt=0, description="client-side cap on tokens per minute")
-    max_retries: int = Field(8, ge=0)
-    timeout_s: float = Field(120.0, gt=0)
-    budget_usd: float | None = Field(None, gt=0, description="hard cap on new spending in this run")
-    cache: bool = Field(True, description="read and write the response cache")
-    refresh: bool = Field(False, description="ignore cached answers (but store the new ones)")
-    progress: bool = True
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 60.0
-    breaker_window: int = Field(50, ge=5)
-    breaker_failure_rate: float = Field(0.8, gt=0, le=1)
-    batch_size: int = Field(16, ge=1, description="rows per batch for local providers")
-    schema_retries: int = Field(2, ge=0, description="new tries of a reply that does not match its --schema")
-    batch: bool = Field(False, description="send through the provider's batch API (50 % price, results within 24 h)")
-    batch_retries: int = Field(2, ge=0, description="follow-up batches for requests that expired or failed")
 
 
 class BudgetExhausted(FactoryError):

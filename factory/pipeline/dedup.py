@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from pydantic import Field
 
 from factory.config import StrictModel
 from factory.errors import BadInput
-from factory.pipeline.minhash import near_duplicates, normalized
 from factory.pipeline.stage import Stage
 from factory.records import Paper
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # What `model` says when the installed all-MiniLM-L6-v2 (factory.pipeline.semantic.default_model) is used.
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -27,6 +28,8 @@ def default_columns(columns: list[str]) -> list[str]:
 
 
 def text_of(df: pl.DataFrame, columns: list[str]) -> pl.Series:
+    import polars as pl
+
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise BadInput(f"--columns: no column {missing[0]!r} (have: {', '.join(df.columns)})")
@@ -35,6 +38,10 @@ def text_of(df: pl.DataFrame, columns: list[str]) -> pl.Series:
 
 
 def dedup_exact(df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+    import polars as pl
+
+    from factory.pipeline.minhash import normalized
+
     key = text_of(df, columns).to_frame().select(normalized(pl.col("text")).hash(seed=0))
     keep = key.to_series().is_first_distinct()
     return df.filter(keep), {"dropped": int((~keep).sum()), "exact_duplicates": int((~keep).sum())}
@@ -42,6 +49,10 @@ def dedup_exact(df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dic
 
 def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm: int, shingle: int
                ) -> tuple[pl.DataFrame, dict[str, int]]:
+    import polars as pl
+
+    from factory.pipeline.minhash import near_duplicates
+
     if not 0 < threshold <= 1:
         raise BadInput(f"--threshold must be in (0, 1], got {threshold}")
     exact, counts = dedup_exact(df, columns)  # exact copies first: cheaper, and they are near copies too
@@ -53,6 +64,8 @@ def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm:
 
 def dedup_semantic(df: pl.DataFrame, columns: list[str], threshold: float, model: str | None
                    ) -> tuple[pl.DataFrame, dict[str, int]]:
+    import polars as pl
+
     from factory.pipeline.semantic import embed, semantic_duplicates
 
     exact, counts = dedup_exact(df, columns)

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
-
 from factory.pipeline.stage import Stage
 from factory.store import DatasetVersion, InputRef, Store
 
@@ -47,6 +45,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     `limit` caps the input rows read; `max_rows` caps the output rows kept (a scheme's `--n`). What a batch
     of work is comes from `stage.jobs` (by default: batches of input rows).
     """
+    import polars as pl
+
     from factory.llm.runner import run_sync
 
     stage.bind(list(source.manifest.columns))

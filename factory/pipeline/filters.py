@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 from pydantic import Field, field_validator, model_validator
 
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.pipeline.stage import Stage
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # Phrases that mark a teacher declining or hedging as a model rather than answering.
 REFUSALS = [
@@ -31,6 +35,7 @@ STOPWORDS = {
 def detect_language(texts: pl.Series) -> pl.Series:
     """The language whose stop words are most frequent in each text ('' when none match)."""
     import numpy as np
+    import polars as pl
 
     words = texts.fill_null("").str.to_lowercase().str.extract_all(r"[a-zà-ÿ]+").alias("w").to_frame()
     scores = words.select([pl.col("w").list.eval(pl.element().is_in(ws.split())).list.sum().alias(lang)
@@ -42,6 +47,8 @@ def detect_language(texts: pl.Series) -> pl.Series:
 
 def apply_filters(df: pl.DataFrame, column: str, min_words: int | None, max_words: int | None,
                   languages: list[str] | None, refusals: bool) -> tuple[pl.DataFrame, dict[str, int]]:
+    import polars as pl
+
     if column not in df.columns:
         raise BadInput(f"--column {column!r}: no such column (have: {', '.join(df.columns)})")
     unknown = [lang for lang in languages or [] if lang not in STOPWORDS]

@@ -20,12 +20,14 @@ from factory.records import conversation, user_turn
 
 
 class RespondConfig(StrictModel):
-    system: str | None = None
-    temperature: float = 0.7
-    max_tokens: int = 512
-    seed: int | None = None
-    response_schema: str | None = Field(None, description="pydantic model (module:Class) or JSON Schema file the "
-                                                          "answer must match; its fields become typed columns")
+    system: str | None = Field(None, description="System prompt for every row (a `system` column, if present, wins).")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Longest answer, in tokens.")
+    seed: int | None = Field(None, description="Sampling seed sent with each request (where the provider supports "
+                                                "it).")
+    response_schema: str | None = Field(None, description="Structured output: a pydantic model or JSON Schema file "
+                                                          "each answer must match; its fields are stored as typed "
+                                                          "columns.")
 
 
 class Respond(Stage):

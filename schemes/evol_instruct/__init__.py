@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from factory.records import Paper, user_turn
 from factory.schemes import SCHEMES
@@ -22,6 +22,14 @@ class EvolConfig(SchemeConfig):
     evolve_max_tokens: int = Field(384, ge=16, description="max tokens of an evolved instruction")
     include_seeds: bool = Field(False, description="also keep the seed instructions (round 0) in the output")
 
+    @field_validator("operations")
+    @classmethod
+    def _known_operations(cls, value: list[str]) -> list[str]:
+        bad = [op for op in value if op not in OPERATIONS]
+        if bad:
+            raise ValueError(f"unknown evolution operation {bad[0]!r} (known: {', '.join(OPERATIONS)})")
+        return value
+
 
 @SCHEMES.register
 class EvolInstruct(Scheme):
@@ -34,14 +42,6 @@ class EvolInstruct(Scheme):
     inputs = {"instruction": "str"}
     outputs = {**COMMON_OUTPUTS, "parent_id": "str", "round": "int", "operation": "str", "evolution": "list[str]"}
     Config = EvolConfig
-
-    def recipe(self) -> dict[str, Any]:
-        bad = [op for op in self.config.operations if op not in OPERATIONS]
-        if bad:
-            from factory.errors import BadInput
-
-            raise BadInput(f"unknown evolution operation {bad[0]!r} (known: {', '.join(OPERATIONS)})")
-        return super().recipe()
 
     def budget_per_job(self) -> tuple[float, float]:
         c = self.config

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from factory.errors import BadInput
 from factory.records import Paper
@@ -25,6 +25,26 @@ class LaMiniConfig(SchemeConfig):
     topic_share: float = Field(0.5, ge=0, le=1, description="share of requests that are topic-guided")
     topics: str = Field("seeds:topics", description="topic list: 'seeds:topics' or a text file, one topic a line")
     generate_max_tokens: int = Field(512, ge=16)
+
+    @field_validator("topics")
+    @classmethod
+    def _topics_listed(cls, value: str, info: ValidationInfo) -> str:
+        topics = read_topics(value)
+        if topics is None:
+            raise ValueError(f"no such file {value!r}")
+        if not topics and info.data.get("topic_share", 0) > 0:
+            raise ValueError(f"{value!r} lists no topics")
+        return value
+
+
+def read_topics(spec: str) -> list[str] | None:
+    """The topics of a list ('seeds:topics' or a text file, one a line); None when there is no such file."""
+    from factory.data import resolve_seed
+
+    path = Path(resolve_seed(spec))
+    if not path.is_file():
+        return None
+    return [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
 
 
 @SCHEMES.register
@@ -43,14 +63,9 @@ class LaMini(Scheme):
         return {**super().recipe(), "topics_list": self.topic_list()}  # the topics' text names the version too
 
     def topic_list(self) -> list[str]:
-        from factory.data import resolve_seed
-
-        path = Path(resolve_seed(self.config.topics))
-        if not path.is_file():
+        topics = read_topics(self.config.topics)
+        if topics is None:  # the file went away after the config was checked
             raise BadInput(f"topics: no such file {self.config.topics!r}")
-        topics = [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
-        if not topics and self.config.topic_share > 0:
-            raise BadInput(f"topics: {self.config.topics!r} lists no topics")
         return topics
 
     def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None) -> Iterator[list[dict]]:

@@ -8,11 +8,11 @@ The chosen system message becomes the first turn of `messages` and is kept in th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from factory.errors import BadInput
 from factory.records import Paper
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig
@@ -31,6 +31,21 @@ class OrcaConfig(SchemeConfig):
     system_sets: dict[str, list[int]] = Field(default_factory=lambda: dict(DEFAULT_SYSTEM_SETS),
                                               description="template type -> allowed system messages (1-based)")
 
+    @field_validator("system_sets")
+    @classmethod
+    def _ids_exist(cls, value: dict[str, list[int]]) -> dict[str, list[int]]:
+        count = len(system_messages())
+        for kind, ids in value.items():
+            if not ids or any(not 1 <= i <= count for i in ids):
+                raise ValueError(f"{kind}: ids must be between 1 and {count}")
+        return value
+
+
+def system_messages() -> list[str]:
+    """The system messages of prompts/system_messages.txt, one a line (part of the scheme's prompts)."""
+    path = Path(__file__).parent / "prompts" / "system_messages.txt"
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
 
 @SCHEMES.register
 class Orca(Scheme):
@@ -44,24 +59,13 @@ class Orca(Scheme):
     outputs = {**COMMON_OUTPUTS, "system": "str", "system_id": "int", "task": "str", "targets": "str"}
     Config = OrcaConfig
 
-    def system_messages(self) -> list[str]:
-        path = self.prompts_dir() / "system_messages.txt"
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def recipe(self) -> dict[str, Any]:
-        count = len(self.system_messages())
-        for kind, ids in self.config.system_sets.items():
-            if not ids or any(not 1 <= i <= count for i in ids):
-                raise BadInput(f"system_sets.{kind}: ids must be between 1 and {count}")
-        return super().recipe()
-
     def pick_system(self, row: dict[str, Any]) -> int:
         sets = self.config.system_sets
         allowed = sets.get(str(row.get("template_type") or ""), sets.get("default", DEFAULT_SYSTEM_SETS["default"]))
         return self.rng(row.get("id") or row["inputs"]).choice(allowed)
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
-        messages = self.system_messages()
+        messages = system_messages()
         picks = [self.pick_system(r) for r in rows]
         answers = await llm.generate([self.response_request(r["inputs"], system=messages[k - 1])
                                       for r, k in zip(rows, picks, strict=True)])
