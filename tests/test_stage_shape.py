@@ -87,23 +87,3 @@ def test_filter_config_validates_in_pydantic():
     with pytest.raises(BadInput, match="threshold"):
         build_config(DedupNear.Config, threshold=1.5)
 
-
-def test_quickstart_runs_its_dedup_step_through_the_executor(tmp_path, monkeypatch):
-    """The quickstart's tour with a stub teacher instead of the embedded model (fast): dedup is a stored stage."""
-    from click.testing import CliRunner
-
-    from factory.cli.main import cli
-    from factory.testing.llm_stub import StubLLMServer
-
-    home = tmp_path / "home"
-    with StubLLMServer() as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        r = CliRunner().invoke(cli, ["--home", str(home), "quickstart", "--llm", "openai:stub-model", "--n", "4"])
-    assert r.exit_code == 0, r.output
-    store = Store(home)
-    deduped, built = store.resolve("lamini-dedup"), store.resolve("lamini")
-    m = deduped.manifest
-    assert m.stage.name == "dedup-exact" and m.inputs[0].ref() == built.ref
-    assert m.config == {"columns": ["instruction", "input"]}
-    assert m.counters["kept"] + m.counters["dropped"] == built.manifest.rows
