@@ -32,7 +32,8 @@ def report(out: Path, wall_s: float | None, note: str) -> None:
     from factory.recipes.distill_eval import markdown_table, results_table
 
     state = json.loads((out / "distill.json").read_text())
-    headers, rows = results_table(state["results"])
+    results = state.get("results") or partial_results(out)
+    headers, rows = results_table(results)
     seconds = state.get("seconds", {})
     pruned = json.loads((out / "pruned" / "factory.json").read_text())["prune"]
     lo, hi = pruned["removed"]
@@ -46,6 +47,22 @@ def report(out: Path, wall_s: float | None, note: str) -> None:
             f"Stage times: {times}; total {total / 60:.1f} min"
             + (f" (this invocation: {wall_s / 60:.1f} min wall)" if wall_s else "") + ".", "", note]
     record("Self-data distillation on SmolLM2-135M-Instruct (benchmarks/self_distill.py)", "\n".join(body))
+
+
+def partial_results(out: Path) -> list[dict]:
+    """The rows of a run that has not finished: the evaluations that are done (an unfinished stage is left out)."""
+    from factory.recipes.distill import LABELS, _parameters
+    from factory.trainers.prune import model_shape
+
+    rows = []
+    for stage in ("original", "pruned", "sft", "self-distill"):
+        path = out / "eval" / f"{stage}.json"
+        if path.is_file():
+            r = json.loads(path.read_text())
+            rows.append({"label": LABELS[stage], "blocks": model_shape(r["model"]).blocks,
+                         "parameters": _parameters(Path(r["model"])), **{k: r[k] for k in ("accuracy", "correct",
+                                                                                           "total")}})
+    return rows
 
 
 def main() -> None:
