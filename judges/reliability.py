@@ -88,3 +88,14 @@ class Consistency:
         total = self.consistent + self.inconsistent
         return {"consistency_rate": round(self.consistent / total, 4) if total else None,
                 "inconsistent": self.inconsistent, "a_wins": self.a_wins, "b_wins": self.b_wins, "ties": self.ties}
+
+
+def merge_tallies(into: Any, other: Any) -> None:
+    """Add the counts of `other` (the same dataclass, filled by another worker) into `into`; settings stay."""
+    from dataclasses import fields
+
+    for f in fields(into):
+        if f.name in ("repeats", "tolerance"):
+            continue
+        mine, theirs = getattr(into, f.name), getattr(other, f.name)
+        setattr(into, f.name, max(mine, theirs) if f.name == "spread_max" else mine + theirs)

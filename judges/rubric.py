@@ -337,6 +337,19 @@ class Judge(Stage):
                 self.counters["dropped"] += 1
         return out
 
+    def merge(self, other: Any) -> None:
+        """Fold in a worker's copy (`--executor ray`): its counters, reliability tallies and score-token mass."""
+        from factory.judges.reliability import merge_tallies
+
+        super().merge(other)
+        merge_tallies(self.reliability, other.reliability)
+        if hasattr(self, "consistency"):
+            merge_tallies(self.consistency, other.consistency)
+        self._mass.extend(other._mass)
+        for key in ("llm_spec", "scoring", "structured"):  # settled by the first batch each copy ran
+            if getattr(other, key, None) is not None:
+                setattr(self, key, getattr(other, key))
+
     def manifest_extra(self) -> dict[str, Any]:
         """The `judge` manifest key: who judged, with which rubric, and how reliable it was."""
         c = self.config

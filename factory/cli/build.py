@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, cost_line, llm_run_options, run_settings
 from factory.cli.main import App
@@ -23,6 +24,7 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set one scheme option (repeatable).")
 @model_options(SchemeConfig, ["seed"])
 @llm_run_options
+@executor_options
 @pass_app
 def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, out_name: str | None,
           config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw) -> None:
@@ -52,6 +54,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     source = _seeds(store, from_ref)
     stage.check_inputs(list(source.manifest.columns), f"seed data {source.ref}")
     out_name = check_name(out_name or cls.name)
+    scale = executor_settings(kw)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
         jobs = sum(len(batch) for batch in stage.jobs(source, None, 512, n))
@@ -64,7 +67,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
                    f"{jobs} jobs, up to {int(jobs * calls):,} requests and {int(jobs * tokens):,} completion "
                    f"tokens; {usd}")
         return
-    result = run_stage(store, stage, llm, source, out_name, max_rows=n)
+    result = run_stage(store, stage, llm, source, out_name, max_rows=n, **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} was already built with this recipe", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
@@ -20,6 +21,7 @@ pass_app = click.make_pass_decorator(App)
 @model_options(RespondConfig, flags={"response_schema": "--schema"},
                metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @llm_run_options
+@executor_options
 @pass_app
 def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, dry_run: bool, **kw) -> None:
     """Answer every row of REF with an LLM and store the answers as a new dataset version.
@@ -45,11 +47,12 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     out_name = check_name(out_name or f"{source.name}-answers")
     stage = Respond(build_config(RespondConfig, **take(RespondConfig, kw)))
     stage.check_inputs(list(source.manifest.columns), source.ref)
+    scale = executor_settings(kw)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
         print_estimate(llm, [stage.request(r) for r in preview_rows(source, limit)])
         return
-    result = run_stage(store, stage, llm, source, out_name, limit=limit)
+    result = run_stage(store, stage, llm, source, out_name, limit=limit, **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} already holds these answers", err=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli.main import App
@@ -29,6 +30,7 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Set one judge option, e.g. min_score=8 (repeatable; flags win over --set, --set over --config).")
 @llm_run_options
+@executor_options
 @pass_app
 def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None, limit: int | None,
           config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw: Any) -> None:
@@ -61,13 +63,14 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
     config = build_config(JudgeConfig, config_file, sets, overrides=given(take(JudgeConfig, kw)))
     stage = JUDGES.get(rubric)(config)
     stage.check_inputs(list(source.manifest.columns), source.ref)
+    scale = executor_settings(kw)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
         stage.prepare(llm)
         print_estimate(llm, [r for row in preview_rows(source, limit) if stage.missing(row) is None
                              for r in stage.requests(row, bool(stage.structured))])
         return
-    result = run_stage(store, stage, llm, source, out_name, limit=limit)
+    result = run_stage(store, stage, llm, source, out_name, limit=limit, **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} already holds these judgements", err=True)

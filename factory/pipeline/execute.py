@@ -39,11 +39,13 @@ def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[li
 
 
 def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str,
-              limit: int | None = None, batch_rows: int | None = None, max_rows: int | None = None) -> StageResult:
+              limit: int | None = None, batch_rows: int | None = None, max_rows: int | None = None,
+              executor: str = "local", ray_address: str | None = None, workers: int = 2) -> StageResult:
     """Run `stage` with `llm` (None for stages that call no model) over `source` into a new version of `out_name`.
 
     `limit` caps the input rows read; `max_rows` caps the output rows kept (a scheme's `--n`). What a batch
-    of work is comes from `stage.jobs` (by default: batches of input rows).
+    of work is comes from `stage.jobs` (by default: batches of input rows). `executor="ray"` runs the jobs as
+    shards on Ray (`factory.pipeline.ray_exec`): same version id, same rows.
     """
     import polars as pl
 
@@ -71,6 +73,10 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     size = batch_rows or (max(512, 8 * llm.settings.concurrency) if llm is not None else 10_000)
     if batch_rows is None and llm is not None and llm.settings.batch:
         size = BATCH_JOB_ROWS  # a batch takes hours, not seconds: few large jobs, not many small ones
+
+    if executor == "ray" and llm is not None:
+        return _run_ray(store, stage, llm, source, out_name, writer, schema, limit, size, max_rows,
+                        replace=existing is not None, address=ray_address, workers=workers)
 
     async def run() -> dict[str, int]:
         counts = {"kept": 0, "dropped": 0, "failed": 0}
@@ -104,6 +110,46 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
                                 replace=existing is not None, extra=extra)
     return StageResult(version, reused=False)
 
+
+def _run_ray(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str, writer: Any,
+             schema: dict[str, Any], limit: int | None, size: int, max_rows: int | None, *, replace: bool,
+             address: str | None, workers: int) -> StageResult:
+    import polars as pl
+
+    from factory.pipeline import ray_exec
+
+    ray_exec.require_ray()
+    jobs = list(stage.jobs(source, limit, size, max_rows))
+    paths, stages, stats = ray_exec.run_jobs(store, stage, llm, source, out_name, writer.version, jobs, schema,
+                                             workers, address)
+    for done in stages:
+        stage.merge(done)
+    for key, value in stats.items():  # the workers' calls, this run's and the killed runs' alike
+        setattr(llm.stats, key, type(getattr(llm.stats, key))(value))
+    counts = {"kept": 0, "dropped": 0, "failed": 0}
+    with writer:
+        for path in paths:
+            if path is None:
+                continue
+            frame = pl.read_parquet(path)
+            if max_rows is not None:
+                frame = frame.head(max_rows - counts["kept"])
+            if frame.height:
+                writer.write(frame)
+                counts["kept"] += frame.height
+                if "error" in frame.columns:
+                    counts["failed"] += frame["error"].is_not_null().sum()
+            if max_rows is not None and counts["kept"] >= max_rows:
+                break
+        counts = {**counts, **stage.counters}
+        stage.check_result(counts, source)
+        extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}}
+        extra.update(stage.manifest_extra())
+        version = writer.commit(counters=counts, cost=llm.stats.cost(), replace=replace, extra=extra)
+    import shutil
+
+    shutil.rmtree(ray_exec.shard_dir(store.home, out_name, writer.version), ignore_errors=True)
+    return StageResult(version, reused=False)
 
 
 def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | None, replace: bool) -> StageResult:

@@ -102,6 +102,10 @@ class Stage:
         """Whole-table stages: the input's rows (a polars DataFrame) -> the output's; counts go to `counters`."""
         raise NotImplementedError
 
+    def merge(self, other: Stage) -> None:
+        """Fold in the state of a copy of this stage that ran some of the jobs elsewhere (a Ray worker)."""
+        self.counters.update(other.counters)
+
     def manifest_extra(self) -> dict[str, Any]:
         """Keys this stage adds to its output's manifest (a judge's model, rubric and statistics)."""
         return {}
