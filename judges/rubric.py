@@ -310,6 +310,12 @@ class Judge(Stage):
         self.reliability.add([score])
         return self._row(row, judge_score=score, judge_probs=probs, judge_spread=0.0)
 
+    def loss_hint(self, counts: dict[str, Any]) -> str:
+        if counts.get("failed", 0) >= counts.get("dropped", 0):
+            return ("The judge gave no score: with hf: judges use --scoring logprobs (the default), elsewhere a "
+                    "stronger --with; rerunning asks again for the failed rows.")
+        return f"Lower --min-score (now {self.config.min_score:g}) or pass --keep-all to keep every scored row."
+
     def _watch(self, result: dict[str, Any]) -> None:
         """Stop early when the judge fails on most rows: better than paying for a whole useless run."""
         error = result["judge_error"]

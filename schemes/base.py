@@ -88,6 +88,12 @@ class Scheme(Stage):
                 "response": response if error is None else None, "messages": messages, "scheme": self.name,
                 "model": model, "seed_id": seed_id, "error": error, **extra}
 
+    def loss_hint(self, counts: dict[str, Any]) -> str:
+        if counts.get("failed") and counts.get("failed") == counts.get("kept"):
+            return "Every call failed: rerunning retries them; check the errors and the --llm."
+        return ("A small teacher may not manage this scheme: use a stronger --llm, or a scheme small models can "
+                "do (`factory schemes inspect`, docs/small-models.md).")
+
     def budget_per_job(self) -> tuple[float, float]:
         """Most requests and completion tokens one job can take (for `--dry-run`)."""
         return 1.0, float(self.config.max_tokens)

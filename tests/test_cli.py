@@ -170,6 +170,11 @@ def test_quickstart_the_readme_main_command(home):
     df = built.read()
     assert 0 < df.height <= 8 and built.manifest.stage.name == "lamini"
     assert df["response"].drop_nulls().len() > 0 and df["model"][0] == "hf:local"
+    from factory.schemes.novelty import rouge_l, tokens
+
+    seeds = [tokens(t) for t in store.resolve("dolly-seed").read()["instruction"]]
+    for text in df["instruction"]:  # the sample rows are new instructions, not the seed examples copied
+        assert max(rouge_l(tokens(text), s) for s in seeds) < 0.7, text
     deduped = store.resolve("lamini-dedup")
     assert deduped.manifest.inputs[0].ref() == built.ref and built.manifest.inputs[0].name == "dolly-seed"
     judged = store.resolve("lamini-judged")
@@ -178,6 +183,7 @@ def test_quickstart_the_readme_main_command(home):
     assert [s["status"] for s in run["stages"]] == ["done"] * 6 and run["ok"]
     ckpt = Path(run["stages"][4]["artefact"])
     assert json.loads((ckpt / "factory.json").read_text())["datasets"][0]["name"] == "lamini-judged"
+    assert not (home / "models").exists()  # the embedded model's cache is per machine, not per store
     again = run_factory("quickstart", home=home, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "every stage was done before" in again.stdout and judged.ref in again.stdout

@@ -19,14 +19,15 @@ from tests.helpers import REPO
 
 # Computed before the move, on the same inputs: a stage's version id depends on its name, version, config,
 # prompts and inputs, never on the module it lives in.
-# Judges changed on purpose since the move (issue 12): a `scoring` option and a logprobs branch in their prompts.
+# Changed on purpose since the move (issue 12): judges got a `scoring` option and a logprobs branch in their
+# prompts; lamini (version 2) a novelty filter and a `requests` option.
 GOLDEN_STAGE_IDS = {
     "judge:helpfulness": "35111cc44526",
     "judge:mt-bench-pair": "279fa7081000",
     "judge:mt-bench-single": "ed851c1dbd32",
     "judge:quality": "1585dcd02933",
     "scheme:evol-instruct": "b250232b63d5",
-    "scheme:lamini": "8e3c31598b44",
+    "scheme:lamini": "508ea2da6b3b",
     "scheme:orca": "9b9c3f1b46ca",
 }
 GOLDEN_IMPORT_IDS = {"dolly": "ebcfbadfb159", "flan": "5906001475a4", "hh": "4784e0cea2d4",

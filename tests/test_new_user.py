@@ -107,3 +107,79 @@ def test_failed_judgments_never_pass_the_filter_and_are_asked_again(tmp_path, mo
         again = Store(home).resolve("a-judged")
         assert sorted(again.read()["id"].to_list()) == [1, 3, 5, 7, 9]
         assert again.manifest.counters == {"kept": 5, "dropped": 4, "failed": 1}
+
+
+def test_lamini_stores_no_copies_of_its_seeds_and_counts_them(tmp_path):
+    import re
+
+    def copier(req):  # a small teacher: repeats the examples it was shown, adds one idea of its own
+        prompt = req["prompt"]
+        if "numbered list" not in prompt:
+            return "An answer of a few words."
+        shown = re.findall(r"^\d+\. (.+)$", re.split(r"\nWrite \d+ new", prompt)[0], re.M)
+        return "\n".join(f"{i}. {t}" for i, t in enumerate([*shown, "Plan a weekend trip to the mountains "
+                                                           "on a small budget."], 1))
+
+    home = tmp_path / "home"
+    assert run_factory("datasets", "import", "seeds:dolly", "--name", "d", home=home).returncode == 0
+    with StubLLMServer(responder=copier) as stub:
+        env = {"OPENAI_BASE_URL": stub.openai_base_url, "OPENAI_API_KEY": "k"}
+        r = run_factory("build", "lamini", "--from", "d", "--llm", "openai:stub", "--n", "15", home=home, env=env)
+    assert r.returncode == 0, r.stderr
+    version = Store(home).resolve(r.stdout.strip())
+    seeds = set(Store(home).resolve("d").read()["instruction"])
+    df = version.read()
+    assert df["instruction"].to_list() == ["Plan a weekend trip to the mountains on a small budget."]
+    c = version.manifest.counters
+    assert c["copied_seed"] == 3 * 3 and c["near_duplicate"] == 2 and c["kept"] == 1  # 3 requests of 3 examples
+    assert not seeds & set(df["instruction"])
+
+
+def test_empty_results_say_why_and_are_stored_only_when_allowed(tmp_path):
+    def leaky(req):  # every evolution copies the evolving prompt's own words: all eliminated
+        if req["prompt"].startswith("#Rewritten Prompt#"):  # the response step answers the evolved text
+            return "Plants turn sunlight, water and air into sugar and oxygen."
+        return "#Rewritten Prompt#: the given prompt, made harder."
+
+    home = tmp_path / "home"
+    rows = [{"instruction": f"Explain idea {i} to a child."} for i in range(4)]
+    seeds = write_jsonl(tmp_path / "s.jsonl", rows)
+    assert run_factory("datasets", "import", str(seeds), "--name", "s", home=home).returncode == 0
+    with StubLLMServer(responder=leaky) as stub:
+        env = {"OPENAI_BASE_URL": stub.openai_base_url, "OPENAI_API_KEY": "k"}
+        args = ("-q", "build", "evol-instruct", "--from", "s", "--llm", "openai:stub", "--set", "rounds=1",
+                "--set", "include_seeds=false")
+        r = run_factory(*args, home=home, env=env)
+        assert r.returncode == 1, r.stderr
+        line = r.stderr.strip()
+        assert len(line.splitlines()) == 1 and "produced no usable rows from 4 asked for" in line
+        assert "eliminated_copies_prompt_words 4" in line and "factory build lamini" in line
+        assert Store(home).versions("evol-instruct") == []
+        stub.reset()
+        r = run_factory(*args, "--allow-empty", home=home, env=env)
+        assert r.returncode == 0 and "stored empty" in r.stderr, r.stderr
+        assert stub.stats()["requests"] == 0  # the second run took every answer from the cache
+    empty = Store(home).resolve("evol-instruct")
+    assert empty.manifest.rows == 0
+    for later in (["dedup", "evol-instruct"], ["judge", "evol-instruct", "--with", "openai:stub"],
+                  ["train", "sft", "--model", "local", "--data", "evol-instruct", "--out", str(tmp_path / "c")]):
+        r = run_factory(*later, home=home)
+        assert r.returncode == 2 and f"{empty.ref} has no rows" in r.stderr, (later, r.stderr)
+
+
+def test_a_stage_that_loses_most_rows_says_so(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from factory.cli.main import cli
+
+    home = tmp_path / "home"
+    rows = [{"id": i, "instruction": f"question {i}", "response": f"answer {i}"} for i in range(20)]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    with StubLLMServer(responder=lambda call: "[[9]]" if "question 7\n" in call["prompt"] else "[[2]]") as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        runner = CliRunner()
+        runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "a.jsonl"), "--name", "a"])
+        r = runner.invoke(cli, ["--home", str(home), "judge", "a", "--with", "openai:stub", "--no-structured"])
+    assert r.exit_code == 0, r.output
+    assert "warning: quality kept 1 of 20 rows asked for: dropped 19. Lower --min-score (now 7)" in r.output

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from factory import __version__
+from factory import __version__, embedded
 from factory.records import FACTORY_JSON as FACTORY_JSON  # where trainers have always found it
 from factory.records import CheckpointRecord, InputRef
 from factory.secrets import redact
@@ -45,11 +45,28 @@ def record(*, method: str, base_model: str, adapter: bool, datasets: list[InputR
            config: dict[str, Any],
            config_hash: str, metrics: dict[str, Any], stages: list[dict[str, Any]] | None = None,
            **extra: Any) -> CheckpointRecord:
-    """The `factory.json` of a run that just finished: secrets redacted, library versions and time added."""
+    """The `factory.json` of a run that just finished: secrets redacted, library versions and time added.
+
+    The embedded model is named by its Hub id, so a published checkpoint names a base that loads anywhere;
+    `base_model_source` says what was loaded here (and what merging loads again)."""
+    if embedded.is_embedded(base_model):
+        extra.setdefault("base_model_source", "local")
+        base_model = embedded.HUB_ID
     return CheckpointRecord(
         method=method, base_model=base_model, adapter=adapter, datasets=datasets, config=redact(config),
         config_hash=config_hash, metrics=_finite(metrics), versions=package_versions(), stages=stages or [],
         created=now_iso(), **extra)
+
+
+def name_adapter_base(directory: Path, base: str) -> None:
+    """PEFT records the folder the base was loaded from; the embedded model's is this machine's cache, so name
+    it by its Hub id instead: the adapter then loads anywhere (`AutoPeftModelForCausalLM`, the Hub)."""
+    path = directory / "adapter_config.json"
+    if not embedded.is_embedded(base) or not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = embedded.HUB_ID
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def train_metrics(train_output: Any, log_history: list[dict[str, Any]]) -> dict[str, Any]:

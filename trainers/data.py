@@ -52,11 +52,11 @@ def conversion_hint(fmt: Format, ref: str, columns: list[str]) -> str:
 def check_columns(fmt: Format, versions: list[DatasetVersion]) -> None:
     """Cheap, from the manifests: every version has the columns the method trains on."""
     for v in versions:
+        if v.manifest.rows == 0:  # before its columns: an empty version may have none
+            raise BadInput(f"dataset {v.ref} has no rows: nothing to train on")
         columns = list(v.manifest.columns)
         require_columns(columns, list(fmt.columns), f"dataset {v.ref} ({fmt.method.upper()})",
                         hint=conversion_hint(fmt, v.ref, columns))
-        if v.manifest.rows == 0:
-            raise BadInput(f"dataset {v.ref} has no rows")
 
 
 def load_training_data(fmt: Format, versions: list[DatasetVersion]) -> Any:

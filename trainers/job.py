@@ -101,6 +101,7 @@ def run_job(job: Job, s: Settings) -> JobResult:
     if main:
         if adapter:  # PEFT saves no generation config; generation should stop where the base model stops
             trainer.model.generation_config.save_pretrained(str(save_dir))
+            checkpoint.name_adapter_base(save_dir, job.base)
         checkpoint.save_training_args(job.directory, trainer.args)
         trainer.save_state()  # trainer_state.json: the Trainer's log (loss per step), which `factory view` plots
         checkpoint.remove_trainer_checkpoints(job.directory)

@@ -20,6 +20,9 @@ from factory.trainers.model import check_model_spec, load_model, load_tokenizer
 def adapter_base(adapter_dir: Path) -> str:
     """The base model an adapter was trained on: factory.json's spec, else PEFT's own record."""
     doc = CheckpointRecord.find(adapter_dir)
+    source = (doc.model_extra or {}).get("base_model_source") if doc is not None else None
+    if source:  # what was loaded when it was trained (the embedded model: `local`)
+        return str(source)
     if doc is not None and doc.base_model:
         return doc.base_model
     config = json.loads((adapter_dir / "adapter_config.json").read_text())

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from factory import embedded
 from factory.errors import BadInput, FactoryError
 from factory.records import CHATML, CHATML_TOKENS, HUB_ID
 
@@ -25,6 +26,9 @@ SHARED_KWARGS = ("revision", "trust_remote_code", "subfolder", "gguf_file", "cac
 
 def check_model_spec(spec: str, model_init: dict[str, Any] | None = None) -> None:
     """Fail early, in one line, on a model that cannot be loaded for reasons the user can fix."""
+    if embedded.is_embedded(spec):
+        return
+    spec = spec[3:] if spec.startswith("hf:") else spec
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -51,6 +55,7 @@ def tokenizer_kwargs(model_init: dict[str, Any]) -> dict[str, Any]:
 def load_tokenizer(source: str, model_init: dict[str, Any]) -> Any:
     from transformers import AutoTokenizer
 
+    source = embedded.load_source(source)
     try:
         tok = AutoTokenizer.from_pretrained(source, **tokenizer_kwargs(model_init))
     except (OSError, ValueError) as exc:
@@ -65,6 +70,7 @@ def load_model(source: str, model_init: dict[str, Any], quantization: Any = None
     import torch
     from transformers import AutoModelForCausalLM
 
+    source = embedded.load_source(source)
     kwargs = dict(model_init)
     dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
     if quantization is not None:

@@ -7,6 +7,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, cost_line, llm_run_options, run_settings
+from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.schemes.base import SchemeConfig
 
@@ -25,6 +26,7 @@ pass_app = click.make_pass_decorator(App)
 @model_options(SchemeConfig, ["seed"])
 @llm_run_options
 @executor_options
+@allow_empty_option
 @pass_app
 def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, out_name: str | None,
           config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw) -> None:
@@ -43,6 +45,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     from factory.errors import BadInput
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
+    from factory.pipeline.outcome import require_rows
     from factory.schemes import SCHEMES
     from factory.store import check_name
 
@@ -52,6 +55,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     stage = cls(build_config(cls.Config, config_file, sets, overrides=given(take(SchemeConfig, kw, ["seed"]))))
     store = app.store
     source = _seeds(store, from_ref)
+    require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), f"seed data {source.ref}")
     out_name = check_name(out_name or cls.name)
     scale = executor_settings(kw)
@@ -67,7 +71,8 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
                    f"{jobs} jobs, up to {int(jobs * calls):,} requests and {int(jobs * tokens):,} completion "
                    f"tokens; {usd}")
         return
-    result = run_stage(store, stage, llm, source, out_name, max_rows=n, **scale)
+    result = run_stage(store, stage, llm, source, out_name, max_rows=n,
+                       allow_empty=kw.pop("allow_empty"), **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} was already built with this recipe", err=True)
@@ -75,6 +80,7 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
         c = m.counters
         click.echo(f"built {m.ref()}: {c.get('kept', 0)} rows ({c.get('failed', 0)} failed, "
                    f"{c.get('dropped', 0)} dropped), {m.cost.requests} requests, ${m.cost.usd:.4f}", err=True)
+    warn(result)
     click.echo(m.ref())
 
 

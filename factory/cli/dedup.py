@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from factory.cli._flags import model_options
+from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.pipeline.dedup import NearConfig
 
@@ -22,9 +23,10 @@ pass_app = click.make_pass_decorator(App)
 @model_options(NearConfig, ["num_perm", "shingle"])
 @click.option("--columns", help="Comma-separated columns to compare (default: instruction,input).")
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-dedup').")
+@allow_empty_option
 @pass_app
 def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | None, embedding_model: str | None,
-          num_perm: int, shingle: int, columns: str | None, out_name: str | None) -> None:
+          num_perm: int, shingle: int, columns: str | None, out_name: str | None, allow_empty: bool) -> None:
     """Drop duplicate rows of REF, keeping the first of each group, into a new version.
 
     Texts are compared after lower-casing and removing punctuation and extra spaces. Counters in the
@@ -59,9 +61,10 @@ def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | Non
         cls = DedupExact
     if threshold is not None and cls is not DedupExact:
         values["threshold"] = threshold
-    result = run_stage(store, cls(build_config(cls.Config, **values)), None, source, out_name)
+    result = run_stage(store, cls(build_config(cls.Config, **values)), None, source, out_name, allow_empty=allow_empty)
     version, created = result.version, not result.reused
     c = version.manifest.counters
     click.echo(f"{'stored' if created else 'unchanged:'} {version.ref}: kept {c['kept']}, dropped {c['dropped']}",
                err=True)
+    warn(result)
     click.echo(version.ref)

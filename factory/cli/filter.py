@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from factory.cli._flags import model_options, take
+from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.pipeline.filters import FilterConfig
 
@@ -18,6 +19,7 @@ pass_app = click.make_pass_decorator(App)
 @model_options(FilterConfig, flags={"languages": "--language", "refusals": "--no-refusals"},
                metavars={"languages": "CODE"})
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-filtered').")
+@allow_empty_option
 @pass_app
 def filter_(app: App, ref: str, out_name: str | None, **kw: Any) -> None:
     """Drop rows of REF by length, language or refusal into a new version (rows with a failed call too).
@@ -37,9 +39,11 @@ def filter_(app: App, ref: str, out_name: str | None, **kw: Any) -> None:
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-filtered")
     config = build_config(FilterConfig, **take(FilterConfig, kw))
-    result = run_stage(store, Filter(config), None, source, out_name)
+    result = run_stage(store, Filter(config), None, source, out_name,
+                       allow_empty=kw.pop("allow_empty"))
     version, created = result.version, not result.reused
     c = version.manifest.counters
     click.echo(f"{'stored' if created else 'unchanged:'} {version.ref}: kept {c['kept']}, dropped {c['dropped']}",
                err=True)
+    warn(result)
     click.echo(version.ref)

@@ -7,6 +7,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
+from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.pipeline.respond import RespondConfig
 
@@ -22,6 +23,7 @@ pass_app = click.make_pass_decorator(App)
                metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @llm_run_options
 @executor_options
+@allow_empty_option
 @pass_app
 def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int | None, dry_run: bool, **kw) -> None:
     """Answer every row of REF with an LLM and store the answers as a new dataset version.
@@ -39,6 +41,7 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     from factory.config import build_config
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
+    from factory.pipeline.outcome import require_rows
     from factory.pipeline.respond import Respond
     from factory.store import check_name
 
@@ -46,13 +49,15 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     source = store.resolve(ref)
     out_name = check_name(out_name or f"{source.name}-answers")
     stage = Respond(build_config(RespondConfig, **take(RespondConfig, kw)))
+    require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), source.ref)
     scale = executor_settings(kw)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
         print_estimate(llm, [stage.request(r) for r in preview_rows(source, limit)])
         return
-    result = run_stage(store, stage, llm, source, out_name, limit=limit, **scale)
+    result = run_stage(store, stage, llm, source, out_name, limit=limit,
+                       allow_empty=kw.pop("allow_empty"), **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} already holds these answers", err=True)
@@ -62,4 +67,5 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
                    f"{m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, ${m.cost.usd:.4f}", err=True)
         if c.get("failed"):
             click.echo("rerun the same command to retry the failed rows", err=True)
+    warn(result)
     click.echo(m.ref())

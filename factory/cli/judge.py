@@ -9,6 +9,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
+from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.judges.rubric import JudgeConfig
 
@@ -31,6 +32,7 @@ pass_app = click.make_pass_decorator(App)
               help="Set one judge option, e.g. min_score=8 (repeatable; flags win over --set, --set over --config).")
 @llm_run_options
 @executor_options
+@allow_empty_option
 @pass_app
 def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None, limit: int | None,
           config_file: str | None, sets: tuple[str, ...], dry_run: bool, **kw: Any) -> None:
@@ -53,6 +55,7 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
     from factory.judges import JUDGES
     from factory.llm import load_llm
     from factory.pipeline.execute import run_stage
+    from factory.pipeline.outcome import require_rows
     from factory.store import check_name
 
     store = app.store
@@ -62,6 +65,7 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
     out_name = check_name(out_name or f"{source.name}-judged")
     config = build_config(JudgeConfig, config_file, sets, overrides=given(take(JudgeConfig, kw)))
     stage = JUDGES.get(rubric)(config)
+    require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), source.ref)
     scale = executor_settings(kw)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
@@ -70,7 +74,8 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
         print_estimate(llm, [r for row in preview_rows(source, limit) if stage.missing(row) is None
                              for r in stage.requests(row, bool(stage.structured))])
         return
-    result = run_stage(store, stage, llm, source, out_name, limit=limit, **scale)
+    result = run_stage(store, stage, llm, source, out_name, limit=limit,
+                       allow_empty=kw.pop("allow_empty"), **scale)
     m = result.version.manifest
     if result.reused:
         click.echo(f"unchanged: {m.ref()} already holds these judgements", err=True)
@@ -80,6 +85,7 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
                    f"failed {c.get('failed', 0)}; {m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, "
                    f"${m.cost.usd:.4f}", err=True)
     click.echo(summary(getattr(m, "judge", None) or {}), err=True)
+    warn(result)
     if m.counters.get("failed"):
         where = "kept with `judge_error`" if config.keep_all else "left out"
         click.echo(f"{m.counters['failed']} rows the judge failed on are {where}, counted failed; rerunning the "

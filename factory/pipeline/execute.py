@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from factory.pipeline.outcome import check_outcome, require_rows, usable
 from factory.pipeline.stage import Stage
 from factory.store import DatasetVersion, InputRef, Store
 
@@ -28,6 +29,7 @@ BATCH_JOB_ROWS = 50_000  # rows per stage job under --batch (each job's requests
 class StageResult:
     version: DatasetVersion
     reused: bool  # the same recipe was already stored complete: nothing was run
+    warning: str | None = None  # one line when the stage lost most of its rows (docs: "Honest results")
 
 
 def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[list[dict[str, Any]]]:
@@ -40,17 +42,21 @@ def batches(source: DatasetVersion, limit: int | None, size: int) -> Iterator[li
 
 def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str,
               limit: int | None = None, batch_rows: int | None = None, max_rows: int | None = None,
-              executor: str = "local", ray_address: str | None = None, workers: int = 2) -> StageResult:
+              executor: str = "local", ray_address: str | None = None, workers: int = 2,
+              allow_empty: bool = False) -> StageResult:
     """Run `stage` with `llm` (None for stages that call no model) over `source` into a new version of `out_name`.
 
     `limit` caps the input rows read; `max_rows` caps the output rows kept (a scheme's `--n`). What a batch
     of work is comes from `stage.jobs` (by default: batches of input rows). `executor="ray"` runs the jobs as
-    shards on Ray (`factory.pipeline.ray_exec`): same version id, same rows.
+    shards on Ray (`factory.pipeline.ray_exec`): same version id, same rows. A run with no usable row raises
+    `EmptyResult` and stores nothing unless `allow_empty`; one that lost > 90 % of its rows says so in `warning`.
     """
     import polars as pl
 
     from factory.llm.runner import run_sync
 
+    require_rows(source)
+    asked = max_rows or (source.manifest.rows if limit is None else min(limit, source.manifest.rows))
     stage.bind(list(source.manifest.columns))
     stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
     config = stage.recipe()
@@ -68,7 +74,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         store.set_latest(out_name, existing.version)
         return StageResult(existing, reused=True)
     if stage.whole_table:
-        return _run_table(stage, source, writer, limit, replace=existing is not None)
+        return _run_table(stage, source, writer, limit, replace=existing is not None, asked=asked,
+                          allow_empty=allow_empty)
     schema = {**source.scan().collect_schema(), **stage.output_schema()}
     size = batch_rows or (max(512, 8 * llm.settings.concurrency) if llm is not None else 10_000)
     if batch_rows is None and llm is not None and llm.settings.batch:
@@ -77,6 +84,7 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     if executor == "ray" and llm is not None:
         return _run_ray(store, stage, llm, source, out_name, writer, schema, limit, size, max_rows,
                         replace=existing is not None, address=ray_address, workers=workers)
+    seen = {"good": 0, "error": None}
 
     async def run() -> dict[str, int]:
         counts = {"kept": 0, "dropped": 0, "failed": 0}
@@ -90,8 +98,11 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
                     frame = pl.DataFrame(out, schema={k: schema.get(k) for k in out[0]}, strict=False)
                     writer.write(frame)
                     counts["kept"] += frame.height
+                    seen["good"] += usable(frame)
                     if "error" in frame.columns:
                         counts["failed"] += frame["error"].is_not_null().sum()
+                        if seen["error"] is None and counts["failed"]:
+                            seen["error"] = frame["error"].drop_nulls()[0]
                 if max_rows is not None and counts["kept"] >= max_rows:
                     break
         finally:
@@ -102,13 +113,14 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     with writer:
         counts = {**run_sync(run()), **stage.counters}
         stage.check_result(counts, source)
+        warning = check_outcome(stage, counts, seen["good"], asked, seen["error"], allow_empty)
         extra = {"llm": {"spec": llm.spec, "retries": llm.stats.retries}} if llm is not None else {}
         if llm is not None and llm.settings.batch:
             extra["llm"]["batches"] = {"submitted": llm.stats.batches_submitted, "resumed": llm.stats.batches_resumed}
         extra.update(stage_extra(stage))
         version = writer.commit(counters=counts, cost=llm.stats.cost() if llm is not None else None,
                                 replace=existing is not None, extra=extra)
-    return StageResult(version, reused=False)
+    return StageResult(version, reused=False, warning=warning)
 
 
 def _run_ray(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_name: str, writer: Any,
@@ -152,14 +164,16 @@ def _run_ray(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_n
     return StageResult(version, reused=False)
 
 
-def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | None, replace: bool) -> StageResult:
+def _run_table(stage: Stage, source: DatasetVersion, writer: Any, limit: int | None, replace: bool, asked: int,
+               allow_empty: bool) -> StageResult:
     with writer:
         df = stage.process_table(source.read() if limit is None else source.scan().head(limit).collect())
         counts = {"kept": df.height, **stage.counters}
         stage.check_result(counts, source)
+        warning = check_outcome(stage, counts, usable(df), asked, None, allow_empty)
         writer.write(df)
         version = writer.commit(counters=counts, replace=replace, extra=stage_extra(stage))
-    return StageResult(version, reused=False)
+    return StageResult(version, reused=False, warning=warning)
 
 
 def stage_extra(stage: Stage) -> dict[str, Any]:

@@ -110,6 +110,12 @@ class Stage:
         """Keys this stage adds to its output's manifest (a judge's model, rubric and statistics)."""
         return {}
 
+    def loss_hint(self, counts: dict[str, Any]) -> str:
+        """The likely fix when this stage lost most of its rows (said with the counters that tell why)."""
+        if counts.get("failed"):
+            return "Rerunning the same command retries the failed rows; check the model and the errors above."
+        return "Check the stage's options (--help)."
+
     def check_result(self, counters: dict[str, int], source: Any) -> None:
         """Raise before a useless version is stored (e.g. nothing converted); the default accepts anything."""
 

@@ -43,6 +43,12 @@ class EvolInstruct(Scheme):
     outputs = {**COMMON_OUTPUTS, "parent_id": "str", "round": "int", "operation": "str", "evolution": "list[str]"}
     Config = EvolConfig
 
+    def loss_hint(self, counts: dict[str, Any]) -> str:
+        if any(k.startswith("eliminated_") and v for k, v in counts.items()):
+            return ("The teacher's evolutions broke WizardLM's elimination rules: a small model cannot evolve "
+                    "instructions; use a stronger --llm, or `factory build lamini` (docs/small-models.md).")
+        return super().loss_hint(counts)
+
     def budget_per_job(self) -> tuple[float, float]:
         c = self.config
         return 2.0 * c.rounds, float(c.rounds * (c.evolve_max_tokens + c.max_tokens))

@@ -2,7 +2,9 @@
 
 Each generation request shows a few seed instructions, optionally names a topic (Wikipedia-category style,
 from the shipped list or the user's), and asks for a numbered list of new instructions; then the teacher
-answers every instruction. A reply without a parseable list becomes one row with an error.
+answers every instruction. A reply without a parseable list becomes one row with an error. A generated
+instruction whose ROUGE-L against a seed or an instruction already kept reaches `novelty` (0.7) is dropped
+before it is answered, counted `copied_seed` or `near_duplicate` (the Self-Instruct / LaMini-LM filter).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from factory.errors import BadInput
 from factory.records import Paper
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
+from factory.schemes.novelty import Novelty
 
 
 class LaMiniConfig(SchemeConfig):
@@ -25,6 +28,10 @@ class LaMiniConfig(SchemeConfig):
     topic_share: float = Field(0.5, ge=0, le=1, description="share of requests that are topic-guided")
     topics: str = Field("seeds:topics", description="topic list: 'seeds:topics' or a text file, one topic a line")
     generate_max_tokens: int = Field(512, ge=16)
+    requests: int | None = Field(None, ge=1, description="generation requests to plan (default: just enough for "
+                                                          "--n); more leaves room for copies the filter drops")
+    novelty: float = Field(0.7, gt=0, le=1, description="drop an instruction whose ROUGE-L against a seed or a kept "
+                                                         "instruction is at least this (1: only exact copies)")
 
     @field_validator("topics")
     @classmethod
@@ -52,7 +59,7 @@ class LaMini(Scheme):
     """Example-guided and topic-guided instruction generation, then responses (LaMini-LM)."""
 
     name = "lamini"
-    version = "1"
+    version = "2"
     paper = Paper(title="LaMini-LM: A Diverse Herd of Distilled Models from Large-Scale Instructions",
                   url="https://arxiv.org/abs/2304.14402", authors="Wu et al.", year=2023)
     inputs = {"instruction": "str"}
@@ -68,6 +75,12 @@ class LaMini(Scheme):
             raise BadInput(f"topics: no such file {self.config.topics!r}")
         return topics
 
+    def __init__(self, config: LaMiniConfig | None = None):
+        super().__init__(config)
+        for key in ("copied_seed", "near_duplicate"):
+            self.counters[key] = 0
+        self.novelty = Novelty(self.config.novelty, [])
+
     def jobs(self, source: Any, limit: int | None, size: int, target: int | None = None) -> Iterator[list[dict]]:
         """One job per generation request, planned up front from the seed pool."""
         # Real seed sets often have no `id` (dolly-15k): read only what is there, and never a column twice.
@@ -76,10 +89,11 @@ class LaMini(Scheme):
         if not seeds:
             return
         c = self.config
+        self.novelty = Novelty(c.novelty, [s["instruction"] for s in seeds])
         topics = self.topic_list()
         wanted = target or len(seeds)
         jobs = []
-        for i in range(-(-wanted // c.per_request)):
+        for i in range(c.requests or -(-wanted // c.per_request)):
             rng = self.rng("request", i)
             examples = rng.sample(seeds, min(c.examples, len(seeds)))
             topic = rng.choice(topics) if topics and rng.random() < c.topic_share else None
@@ -115,7 +129,13 @@ class LaMini(Scheme):
                 out.append(self.row(instruction="", response=None, model=reply.model, seed_id=seed_id, error=error,
                                     **provenance))
                 continue
-            todo.extend(({"seed_id": seed_id, **provenance}, item) for item in items)
+            for item in items:
+                copy = self.novelty.verdict(item)
+                if copy is not None:  # never answered, never stored: a copy teaches nothing new
+                    self.counters[copy] += 1
+                    self.counters["dropped"] += 1
+                    continue
+                todo.append(({"seed_id": seed_id, **provenance}, item))
         answers = await self.respond(llm, [item for _, item in todo])
         for (meta, item), answer in zip(todo, answers, strict=True):
             out.append(self.row(instruction=item, response=answer.text, model=answer.model, error=answer.error,
