@@ -62,10 +62,14 @@ def test_local_judge_scores_every_row_by_token_probabilities(tmp_path, long_tiny
     assert judge["scoring"] == "logprobs" and 0 < judge["stats"]["score_token_mass"] <= 1
     assert version.manifest.counters == {"kept": 5, "dropped": 0, "failed": 0}
     # --scoring verdict on the same model asks it to write (a tiny model writes no verdict: rows fail, honestly)
-    r = invoke(home, "judge", "a", "--with", f"hf:{tiny_dir}", "--keep-all", "--scoring", "verdict",
-               "--max-tokens", "4", "--name", "v")
+    args = ["judge", "a", "--with", f"hf:{tiny_dir}", "--keep-all", "--scoring", "verdict", "--max-tokens", "4",
+            "--name", "v"]
+    r = invoke(home, *args)
+    assert r.exit_code == 1 and "produced no usable rows from 5 asked for: failed 5" in r.output
+    r = invoke(home, *args, "--allow-empty")
     assert r.exit_code == 0, r.output
-    assert Store(home).resolve("v").manifest.model_extra["judge"]["scoring"] == "verdict"
+    judged = Store(home).resolve("v")
+    assert judged.manifest.model_extra["judge"]["scoring"] == "verdict" and judged.manifest.counters["failed"] == 5
 
 
 def test_openai_logprobs_scoring_reads_top_logprobs(tmp_path, monkeypatch):

@@ -11,7 +11,10 @@ from factory.store import Store
 from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import REPO, run_factory, write_jsonl
 
-LIST = "\n".join(f"{i}. Write a short note about subject number {i} for a curious reader." for i in range(1, 6))
+LIST = "\n".join(f"{i}. {t}" for i, t in enumerate([
+    "Write a short note about volcanoes for a curious reader.", "List three uses of copper in everyday life.",
+    "Explain why the sky looks blue at noon.", "Suggest a name for a bakery that sells only bread.",
+    "Summarise the rules of chess in two sentences."], 1))
 
 
 def teacher(req: dict) -> str:
