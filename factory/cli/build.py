@@ -86,17 +86,6 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
 
 def _seeds(store, ref: str):
     """A stored version, or a file imported on the fly (so lineage starts at the file's content)."""
-    from pathlib import Path
+    from factory.store.importer import resolve_or_import
 
-    from factory.data import resolve_seed
-    from factory.errors import FactoryError
-    from factory.store.importer import import_dataset
-
-    try:
-        return store.resolve(ref)
-    except FactoryError:
-        path = Path(resolve_seed(ref))
-        if not path.is_file():
-            raise
-        version, _ = import_dataset(store, str(path), path.stem.replace("_", "-"))
-        return version
+    return resolve_or_import(store, ref)

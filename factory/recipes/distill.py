@@ -157,17 +157,9 @@ def _timed(timings: dict[str, float], key: str, fn: Any) -> Any:
 
 def _stored(store: Store, ref: str, fallback_name: str) -> Any:
     """A store version; a file (or seeds:NAME) is imported first, so lineage starts at its content."""
-    from factory.data import resolve_seed
-    from factory.errors import FactoryError
-    from factory.store.importer import import_dataset
+    from factory.store.importer import resolve_or_import
 
-    try:
-        return store.resolve(ref)
-    except FactoryError:
-        path = Path(resolve_seed(ref))
-        if not path.is_file():
-            raise
-        return import_dataset(store, str(path), path.stem.replace("_", "-") or fallback_name)[0]
+    return resolve_or_import(store, ref, fallback_name)
 
 
 def _split(store: Store, data: Any, cfg: DistillConfig) -> tuple[Any, Any]:

@@ -30,3 +30,19 @@ def import_dataset(store: Store, source: str, name: str, mapping: dict[str, str]
             return w.existing, False
         w.write(df)
         return w.commit(counters={"rows_read": src.data.height}), True
+
+
+def resolve_or_import(store: Store, ref: str, fallback_name: str = "data") -> DatasetVersion:
+    """A stored version, or a file (or `seeds:NAME`) imported on the fly, so lineage starts at its content."""
+    from pathlib import Path
+
+    from factory.data import resolve_seed
+    from factory.errors import FactoryError
+
+    try:
+        return store.resolve(ref)
+    except FactoryError:
+        path = Path(resolve_seed(ref))
+        if not path.is_file():
+            raise
+        return import_dataset(store, str(path), path.stem.replace("_", "-") or fallback_name)[0]

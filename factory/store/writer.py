@@ -196,13 +196,14 @@ def _sweep_stale(parent: Path) -> None:
     """Remove temp dirs left by writers that died (their pid is gone)."""
     for tmp in parent.glob(".tmp-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
     for trash in parent.glob(".trash-*"):
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a writer's temp dir whose owner is gone may be swept)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -10,26 +10,16 @@ Rows a writer still buffers in memory are not on disk yet, and the page says so 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from factory.store import Store
+from factory.store.writer import pid_alive
 
 WINDOW_S = 60
 LATEST = 5
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def writes(store: Store) -> list[dict[str, Any]]:
@@ -57,7 +47,7 @@ def writes(store: Store) -> list[dict[str, Any]]:
                     latest = []
             mtime = max([p.stat().st_mtime for p in parts] + [tmp.stat().st_mtime])
             out.append({"name": name, "version": version, "pid": int(pid) if pid.isdigit() else None,
-                        "alive": pid.isdigit() and _alive(int(pid)), "shards": len(parts), "rows": rows,
+                        "alive": pid.isdigit() and pid_alive(int(pid)), "shards": len(parts), "rows": rows,
                         "updated_s": round(time.time() - mtime, 1), "latest": latest})
     return out
 
