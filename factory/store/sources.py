@@ -62,10 +62,32 @@ def read_source(source: str, fmt: str | None = None, split: str = "train", subse
               "parquet": _read_parquet, "text": _read_text, "arrow-dir": lambda p: _read_arrow_dir(p, split)}.get(fmt)
     if reader is None:
         raise BadInput(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    import polars as pl
+
     with ThreadPoolExecutor(1) as pool:  # hashing releases the GIL: it overlaps with parsing
         fingerprint = pool.submit(file_digest, path)
-        df = reader(path)
+        try:
+            df = reader(path)
+        except pl.exceptions.PolarsError as exc:  # e.g. `[]`: nothing to infer a table from
+            raise BadInput(f"{path}: cannot read it as {fmt}: {str(exc).splitlines()[0]}") from None
+        _check_storable(df, path)
         return Source(df, fmt, fingerprint.result(), str(path))
+
+
+def _check_storable(df: pl.DataFrame, path: Path) -> None:
+    """Parquet cannot hold a struct without fields (`{"a": {}}` in every row): say so, naming the column."""
+    import polars as pl
+
+    def empty_struct(dtype: pl.DataType) -> bool:
+        if isinstance(dtype, pl.Struct):
+            return not dtype.fields or any(empty_struct(f.dtype) for f in dtype.fields)
+        if isinstance(dtype, pl.List | pl.Array):
+            return empty_struct(dtype.inner)
+        return False
+
+    for name, dtype in df.schema.items():
+        if empty_struct(dtype):
+            raise BadInput(f"{path}: column {name!r} holds only empty objects ({{}}), which cannot be stored")
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
