@@ -41,3 +41,14 @@ def tiny_dir(tmp_path_factory):
     from factory.testing.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (model surgery and generation on tiny models: threads only add overhead)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

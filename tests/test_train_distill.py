@@ -24,12 +24,7 @@ FAST = ["--set", "training.max_steps=2", "--set", "training.per_device_train_bat
         "--set", "training.save_strategy=no", "--set", "training.max_length=64", "--set", "lora.r=4"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def math_rows(n: int, start: int = 0) -> list[dict]:
