@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from factory.judges import JUDGES
 from factory.judges.parse import Scale
-from factory.judges.rubric import Judge
+from factory.judges.rubric import SCORES_BY_LOGPROBS, Judge
 
 
 @JUDGES.register
@@ -20,6 +20,7 @@ class Helpfulness(Judge):
     """
 
     name = "helpfulness"
+    small_model = SCORES_BY_LOGPROBS
     version = "1"
     scale = Scale(1, 5)
     default_min_score = 4.0

@@ -14,7 +14,7 @@ from typing import Any
 from factory.judges import JUDGES
 from factory.judges.parse import Scale, VerdictError, parse_pair
 from factory.judges.reliability import Consistency
-from factory.judges.rubric import Judge, JudgeConfig, Sample
+from factory.judges.rubric import SCORES_BY_LOGPROBS, Judge, JudgeConfig, Sample
 from factory.records import Paper, user_turn
 
 MT_BENCH = Paper(title="Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena",
@@ -37,6 +37,7 @@ class MTBenchSingle(Judge):
     """
 
     name = "mt-bench-single"
+    small_model = SCORES_BY_LOGPROBS
     version = "1"
     paper = MT_BENCH
     scale = Scale(1, 10)
@@ -60,6 +61,7 @@ class MTBenchPair(Judge):
     """
 
     name = "mt-bench-pair"
+    small_model = "no: a pairwise verdict must be written out, and small models rarely write a parseable one"
     version = "1"
     paper = MT_BENCH
     scale = Scale(0, 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from factory.judges import JUDGES
 from factory.judges.parse import Scale
-from factory.judges.rubric import Judge
+from factory.judges.rubric import SCORES_BY_LOGPROBS, Judge
 from factory.papers import OPENBEZOAR
 
 
@@ -21,6 +21,7 @@ class Quality(Judge):
     """
 
     name = "quality"
+    small_model = SCORES_BY_LOGPROBS
     version = "1"
     paper = OPENBEZOAR
     scale = Scale(1, 10)

@@ -80,6 +80,11 @@ class JudgeStopped(FactoryError):
     pass
 
 
+# What a rubric judge with one numeric score can do on a small local model (`small_model` of the rubric judges)
+SCORES_BY_LOGPROBS = ("yes, by token probabilities (--scoring logprobs, the default for hf: judges): a score "
+                      "for every row")
+
+
 class Judge(Stage):
     """Base of every judge: subclasses declare the rubric; `process` scores and filters."""
 

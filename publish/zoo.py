@@ -42,10 +42,13 @@ def read(home: Path) -> list[dict[str, Any]]:
 
 
 def latest_by_repo(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(endpoint, kind, repo lower-cased) -> the newest record."""
+    """(endpoint, kind, repo lower-cased) -> the newest record, with the last collection the repo was put in
+    (a republish without --collection leaves the repo on its shelf)."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in records:
-        out[(r.get("endpoint", ""), r.get("kind", ""), r.get("repo", "").lower())] = r
+        key = (r.get("endpoint", ""), r.get("kind", ""), r.get("repo", "").lower())
+        shelf = r.get("collection") or (out.get(key) or {}).get("collection")
+        out[key] = {**r, "collection": shelf}
     return out
 
 

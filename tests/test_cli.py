@@ -91,9 +91,12 @@ def test_lineage_walks_inputs(home, tmp_path):
     out = invoke(home, "lineage", "evolved").stdout
     lines = out.splitlines()
     assert lines[0].startswith(child.ref) and "scheme:evol-instruct@1" in lines[0]
+    assert lines[1].strip() == "model:    openai:gpt-4"  # each LLM step names its model
+    assert not any("model:" in line for line in lines[2:]), out  # the import step has none
     assert any(line.lstrip("│ ").startswith(f"└─ {base}") for line in lines), out
     tree = json.loads(invoke(home, "lineage", "evolved", "--json").stdout)
     assert tree["inputs"][0]["ref"] == base and tree["config"]["rounds"] == 4
+    assert tree["model"] == "openai:gpt-4" and tree["inputs"][0]["model"] is None
 
     refused = invoke(home, "datasets", "rm", base)
     assert refused.exit_code == 1 and f"input of {child.ref}" in refused.stderr

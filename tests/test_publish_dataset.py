@@ -105,6 +105,17 @@ def test_publish_load_pin_and_republish(hub_server, lineage_home, offline_datase
     assert "unchanged" in again.stderr and "no new commit" in again.stderr
     assert len(api.list_repo_commits(repo, repo_type="dataset")) == commits
 
+    # an unchanged republish that adds the repo to a collection: the zoo shows the shelf, and keeps showing it
+    shelved = run_factory("publish", refs["clean"], "--repo", repo, "--collection", "Evol shelf", home=home,
+                          env={"HF_TOKEN": TOKEN})
+    assert shelved.returncode == 0 and "unchanged" in shelved.stderr, shelved.stderr
+    assert len(api.list_repo_commits(repo, repo_type="dataset")) == commits
+    for _ in range(2):  # after the shelving publish, and after one more without --collection
+        listed = run_factory("zoo", "list", home=home).stdout
+        row = next(line for line in listed.splitlines() if repo in line)
+        assert row.rstrip().endswith("Evol shelf"), listed
+        run_factory("publish", refs["clean"], "--repo", repo, home=home, env={"HF_TOKEN": TOKEN})
+
     # a second version replaces the data; the first stays loadable by its tag
     judged = store.resolve(refs["judged"])
     from click.testing import CliRunner

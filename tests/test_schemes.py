@@ -136,5 +136,18 @@ def test_inspect_shows_paper_operations_and_prompts():
     for text in ("arxiv.org/abs/2304.12244", "operations", "add_constraints", "breadth", "deepening.jinja",
                  "rounds"):
         assert text in r.stdout, text
+    assert "small local model: poorly:" in r.stdout  # small-model guidance, here: use a capable teacher
     listing = run_factory("schemes", "list", home=__import__("pathlib").Path("unused")).stdout
     assert all(name in listing for name in ("evol-instruct", "lamini", "orca"))
+    marks = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    assert "  yes  " in marks["lamini"] and "  poorly  " in marks["evol-instruct"], listing
+
+
+def test_every_builtin_plugin_says_what_a_small_model_can_do():
+    from factory.judges import JUDGES
+    from factory.schemes import SCHEMES
+
+    for cls in [*SCHEMES, *JUDGES]:
+        assert cls.small_model.split(",")[0].split(":")[0] in ("yes", "poorly", "no"), cls.name
+    pair = run_factory("judges", "inspect", "mt-bench-pair", home=__import__("pathlib").Path("unused")).stdout
+    assert "small local model: no:" in pair

@@ -28,7 +28,8 @@ def lineage(app: App, ref: str, as_json: bool) -> None:
             return {"ref": key, "missing": True}
         m = v.manifest
         d = {"ref": key, "stage": m.stage.model_dump(), "config": m.config, "rows": m.rows,
-             "created": m.created, "counters": m.counters, "source": getattr(m, "source", None)}
+             "created": m.created, "counters": m.counters, "source": getattr(m, "source", None),
+             "model": _model(m)}
         if m.cost.requests:
             d["cost"] = m.cost.model_dump()
         d["inputs"] = [node(i.name, i.version) for i in m.inputs]
@@ -42,6 +43,15 @@ def lineage(app: App, ref: str, as_json: bool) -> None:
         click.echo(line)
 
 
+def _model(manifest) -> str | None:
+    """The LLM an LLM step ran with (the manifest's `llm` record, else its config's `llm` spec)."""
+    llm = getattr(manifest, "llm", None)
+    if isinstance(llm, dict) and llm.get("spec"):
+        return str(llm["spec"])
+    spec = manifest.config.get("llm") if isinstance(manifest.config, dict) else None
+    return str(spec) if spec else None
+
+
 def _render(d: dict, prefix: str, last: bool, top: bool = False) -> list[str]:
     branch = "" if top else ("└─ " if last else "├─ ")
     inner = prefix if top else prefix + ("   " if last else "│  ")
@@ -52,6 +62,8 @@ def _render(d: dict, prefix: str, last: bool, top: bool = False) -> list[str]:
              f"{d['rows']} rows  {when(d['created'])}"]
     if d.get("source"):
         lines.append(f"{inner}   source:   {d['source']}")
+    if d.get("model"):
+        lines.append(f"{inner}   model:    {d['model']}")
     if d["config"]:
         lines.append(f"{inner}   config:   {short(json.dumps(d['config'], default=str), 100)}")
     if d["counters"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
@@ -24,11 +25,12 @@ def _plugin_group(kind: str, registry_path: str) -> click.Group:
     def list_() -> None:
         reg = registry()
         rows = [[cls.name, cls.version, short(getattr(cls.paper, "title", "") or "", 50),
-                 short((cls.__doc__ or "").strip().split("\n")[0], 60)] for cls in reg]
+                 re.split(r"[,:]", cls.small_model)[0] or "-", short((cls.__doc__ or "").strip().split("\n")[0], 60)]
+                for cls in reg]
         if not rows:
             click.echo(f"no {kind}s installed")
             return
-        click.echo(table(["name", "version", "paper", "what it does"], rows))
+        click.echo(table(["name", "version", "paper", "small model", "what it does"], rows))
 
     @group.command(help=f"Show a {kind}'s paper, input and output columns, config fields and prompt templates.")
     @click.argument("name")
@@ -51,6 +53,8 @@ def _plugin_group(kind: str, registry_path: str) -> click.Group:
                               for k, f in d["config"].items()]))
         if d["prompts"]:
             click.echo(f"prompts: {', '.join(d['prompts'])}  (in {cls.prompts_dir()})")
+        if d["small_model"]:
+            click.echo(f"small local model: {d['small_model']}  (docs/small-models.md)")
 
     return group
 

@@ -72,6 +72,8 @@ class Stage:
     Config: ClassVar[type[StrictModel]] = NoConfig
     # True: the executor hands `process_table` the whole input table instead of `process` row batches.
     whole_table: ClassVar[bool] = False
+    # Can a small local model (the embedded 135M) do this step, and how: "yes: ...", "poorly: ..." or "no: ..."
+    small_model: ClassVar[str] = ""
 
     def __init__(self, config: StrictModel | None = None):
         self.config = config if config is not None else self.Config()
@@ -160,7 +162,7 @@ class Stage:
                 "paper": None if cls.paper is None else {"title": cls.paper.title, "url": cls.paper.url},
                 "summary": (inspect.getdoc(cls) or "").split("\n\n")[0],
                 "inputs": dict(cls.inputs), "outputs": dict(cls.outputs), "config": fields,
-                "prompts": sorted(cls.prompt_templates())}
+                "prompts": sorted(cls.prompt_templates()), "small_model": cls.small_model}
 
 
 def structured_schema(spec: str | None, reserved: tuple[str, ...] = ()):

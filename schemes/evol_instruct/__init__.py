@@ -36,6 +36,8 @@ class EvolInstruct(Scheme):
     """Evolves seed instructions into harder and rarer ones (in-depth and in-breadth), then answers them."""
 
     name = "evol-instruct"
+    small_model = ("poorly: a small model's evolutions mostly break WizardLM's elimination rules, so few rows "
+                   "survive (the run says why); use a capable teacher")
     version = "1"
     paper = Paper(title="WizardLM: Empowering Large Language Models to Follow Complex Instructions",
                   url="https://arxiv.org/abs/2304.12244", authors="Xu et al.", year=2023)

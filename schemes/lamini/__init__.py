@@ -59,6 +59,8 @@ class LaMini(Scheme):
     """Example-guided and topic-guided instruction generation, then responses (LaMini-LM)."""
 
     name = "lamini"
+    small_model = ("yes: topic-guided requests (--set topic_share=1.0), examples=2 and more requests than rows"
+                   " (requests=N); the novelty filter drops copied seeds")
     version = "2"
     paper = Paper(title="LaMini-LM: A Diverse Herd of Distilled Models from Large-Scale Instructions",
                   url="https://arxiv.org/abs/2304.14402", authors="Wu et al.", year=2023)

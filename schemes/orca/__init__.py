@@ -52,6 +52,8 @@ class Orca(Scheme):
     """Explanation tuning: teacher answers to FLAN queries under step-by-step system messages (Orca)."""
 
     name = "orca"
+    small_model = ("poorly: step-by-step explanations under Orca's system messages need a capable teacher; "
+                   "a small model's are short and often wrong")
     version = "1"
     paper = Paper(title="Orca: Progressive Learning from Complex Explanation Traces of GPT-4",
                   url="https://arxiv.org/abs/2306.02707", authors="Mukherjee et al.", year=2023)

@@ -66,6 +66,8 @@ class SelfDistill(Scheme):
     """The teacher rewrites each SFT answer in its own words; changed final answers keep the original (SDFT)."""
 
     name = "self-distill"
+    small_model = ("yes: the unpruned model is the teacher by design; the checkers keep the original where "
+                   "a rewrite changes the final answer")
     version = "1"
     paper = SELF_DISTILL
     inputs = {"instruction": "str", "response": "str"}

@@ -69,6 +69,7 @@ class SelfPlay(Scheme):
     """The model answers SFT prompts; ground truth chosen, its own answer rejected (SPIN)."""
 
     name = "self-play"
+    small_model = "yes: the model answers its own SFT prompts; that is the method (SPIN), at any size"
     version = "1"
     paper = SPIN
     inputs = {"messages": "list[message]"}  # or instruction + response (see check_inputs)
