@@ -96,8 +96,11 @@ def test_model_source_errors(tmp_path, monkeypatch, tiny_dir):
         resolve_model_source(str(tmp_path / "nope"), tmp_path)
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(FactoryError, match="tokenizer"):
+    with pytest.raises(FactoryError, match=re.escape("has no tokenizer (tokenizer.json or tokenizer_config.json)")):
         resolve_model_source(str(tmp_path / "half"), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FactoryError, match=re.escape("has no config.json and no tokenizer (")):
+        resolve_model_source(str(tmp_path / "empty"), tmp_path)
     assert resolve_model_source(str(tiny_dir), tmp_path) == tiny_dir
     assert resolve_model_source("some-org/some-model", tmp_path) == "some-org/some-model"
 

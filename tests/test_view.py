@@ -211,9 +211,14 @@ def test_checkpoints_show_lineage_metrics_and_loss_curve(tmp_path, home):
     (ckpt / "trainer_state.json").write_text(json.dumps({"log_history": [
         {"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 3, "loss": 1.1},
         {"step": 3, "train_loss": 1.5}]}))
+    broken = tmp_path / "ckpts" / "zz-broken"  # read through CheckpointRecord: what it lacks is said, not a 500
+    broken.mkdir()
+    (broken / "factory.json").write_text(json.dumps({"kind": "checkpoint", "base_model": "tiny", "adapter": False}))
     with ViewServer(home, "--checkpoints", str(tmp_path / "ckpts")) as s:
         status, _, body = s.get("/checkpoints")
-        assert status == 200 and 'href="/checkpoints/0">sft-1<' in body
+        assert status == 200 and 'href="/checkpoints/0">sft-1<' in body and 'href="/checkpoints/1">zz-broken<' in body
+        status, _, bad = s.get("/checkpoints/1")
+        assert status == 200 and "factory.json lacks method" in bad
         status, _, body = s.get("/checkpoints/0")
     assert status == 200 and "<polyline" in body and "mt-bench" in body and f"/v/gen/{gen.version}" in body
     points = re.search(r'<polyline class="line s0" points="([^"]+)"', body).group(1).split()

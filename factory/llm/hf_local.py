@@ -52,7 +52,7 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
         if not (path / "config.json").is_file():
             missing.append("config.json")
         if not any((path / name).is_file() for name in TOKENIZER_FILES):
-            missing.append("a tokenizer (tokenizer.json or tokenizer_config.json)")
+            missing.append("tokenizer (tokenizer.json or tokenizer_config.json)")
         if missing:
             raise FactoryError(f"model folder {path} has no {' and no '.join(missing)}")
         return path

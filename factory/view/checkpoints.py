@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from factory.errors import BadInput
+from factory.records import CheckpointRecord
 from factory.secrets import redact
 
 META = "factory.json"
@@ -43,11 +45,13 @@ def discover(roots: list[Path]) -> list[Path]:
 
 
 def read_meta(path: Path) -> dict[str, Any]:
+    """The checkpoint's record as the trainers write it (`factory.records.CheckpointRecord`, extra keys kept),
+    secrets redacted; one that does not read as a record says why, under `unreadable`."""
     try:
-        meta = json.loads((path / META).read_text())
-    except (OSError, ValueError):
-        return {"unreadable": True}
-    return redact(meta) if isinstance(meta, dict) else {"unreadable": True}
+        record = CheckpointRecord.read(path)
+    except BadInput as exc:
+        return {"unreadable": str(exc)}
+    return redact(record.document())
 
 
 def log_history(path: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
