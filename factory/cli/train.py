@@ -93,33 +93,52 @@ def dpo(ctx: click.Context, **opts: Any) -> None:
 @click.option("--mix", type=click.Choice(["none", "previous", "all"]),
               help="Train iteration t on its pairs only, plus iteration t-1's (default, as in the paper), or all.")
 @click.option("--n", "n", type=int, help="Use only the first N rows of the SFT dataset.")
+@click.option("--eval", "heldout", metavar="REF",
+              help="Evaluate every iterate (and the SFT model) by exact match on this held-out set.")
+@click.option("--eval-fraction", "fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Hold this share of --data out (not self-played, not trained on) and evaluate on it.")
+@click.option("--eval-n", "eval_n", type=click.IntRange(min=1), help="Evaluate on the first N held-out rows.")
+@click.option("--mt-bench-judge", metavar="SPEC", help="Also run MT-Bench on every iterate, judged by this LLM.")
+@click.option("--mt-bench-n", type=click.IntRange(min=1), help="MT-Bench questions (spread over the categories).")
+@click.option("--lm-eval-tasks", metavar="T[,T...]", help="Also run these lm-eval tasks on every iterate.")
+@click.option("--early-stop", is_flag=True, default=None,
+              help="Stop when an iteration's reward margin is not above the previous iteration's.")
 @click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="YAML file of SPIN settings.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="max_tokens=64, max_steps=10, beta=0.1, iterations.2.learning_rate=1e-7, tuning=full, ...")
+              help="max_tokens=64, max_steps=10, beta=0.1, iterations.2.learning_rate=1e-7, tuning=full, "
+                   "eval.max_tokens=32, eval.checker=numbers, ...")
 @click.pass_context
-def spin(ctx: click.Context, config_file: str | None, sets: tuple[str, ...], **given: Any) -> None:
+def spin(ctx: click.Context, config_file: str | None, sets: tuple[str, ...], heldout: str | None,
+         fraction: float | None, eval_n: int | None, mt_bench_judge: str | None, mt_bench_n: int | None,
+         lm_eval_tasks: str | None, **given: Any) -> None:
     """SPIN self-play fine-tuning: each iteration, the model answers the SFT prompts and DPO teaches it to prefer
     the ground truth over its own answers, against the previous iterate as reference.
 
     A rerun skips finished iterations and reuses stored generations and cached answers. The per-iteration
-    metrics are printed as a table and kept in DIR/spin.json; `factory publish DIR/iter_<t>` publishes one.
+    metrics (and, with --eval/--eval-fraction/--mt-bench-judge/--lm-eval-tasks, each iterate's scores, the
+    SFT model's first) are printed as a table and kept in DIR/spin.json; `factory publish DIR/iter_<t>`
+    publishes one.
 
     \b
     Examples:
       factory train spin --model ckpt/sft --data sft-data --iterations 3 --out ckpt/spin
       factory train spin ... --set iterations.2.learning_rate=1e-7 --set iterations.3.beta=5.0
       factory train spin ... --n 200 --set max_tokens=64 --set max_steps=10        a quick look
+      factory train spin ... --eval-fraction 0.1 --mt-bench-judge claude --early-stop
     """
     from factory.recipes.spin import run_spin, table
     from factory.recipes.spin_config import load_spin_config
 
     app = ctx.find_object(App)
-    cfg = load_spin_config(config_file, sets, **given)
+    tasks = [t.strip() for t in lm_eval_tasks.split(",") if t.strip()] if lm_eval_tasks else None
+    evaluation = {"heldout": heldout, "fraction": fraction, "n": eval_n, "mt_bench_judge": mt_bench_judge,
+                  "mt_bench_n": mt_bench_n, "lm_eval_tasks": tasks}
+    cfg = load_spin_config(config_file, sets, eval=evaluation, **given)
     quiet = app.verbosity < 0
     with _quiet_libraries(quiet), contextlib.redirect_stdout(sys.stderr):
         result = run_spin(app.store, cfg, quiet=quiet)
     if not quiet:
-        click.echo(table(result.iterations), err=True)
+        click.echo(table(result.iterations, result.sft), err=True)
         if result.stopped_early:
             click.echo("stopped early: the reward margin did not improve", err=True)
     click.echo(str(result.last))

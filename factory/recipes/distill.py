@@ -164,14 +164,9 @@ def _stored(store: Store, ref: str, fallback_name: str) -> Any:
 
 def _split(store: Store, data: Any, cfg: DistillConfig) -> tuple[Any, Any]:
     """A seeded held-out split by row content (not by position), as two versions with lineage."""
-    from factory.pipeline.execute import run_stage
-    from factory.recipes.splits import Holdout, HoldoutConfig
+    from factory.recipes.splits import holdout_split
 
-    train, heldout = (run_stage(store, Holdout(HoldoutConfig(fraction=cfg.eval_fraction, seed=cfg.seed, part=part)),
-                                None, data, f"{data.name}-{part}").version for part in ("train", "heldout"))
-    if train.manifest.rows == 0 or heldout.manifest.rows == 0:
-        raise BadInput(f"{data.ref} has too few rows to hold {cfg.eval_fraction:.0%} out; pass --eval REF")
-    return train, heldout
+    return holdout_split(store, data, cfg.eval_fraction, cfg.seed)
 
 
 def _head(store: Store, version: Any, n: int) -> Any:

@@ -35,15 +35,21 @@ def correct(checker: str, ref: str, answer: str) -> bool:
 
 
 def evaluate(model_dir: str | Path, rows: list[dict[str, Any]], *, checker: str, max_tokens: int, batch_size: int,
-             cache_dir: Path) -> dict[str, Any]:
-    """Greedy answers of the model in `model_dir` to `rows`; accuracy and the per-row outcome."""
+             cache_dir: Path, prompts: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """Greedy answers of the model in `model_dir` to `rows` (or to `prompts`, one conversation per row: SPIN's
+    held-out prompts, which may carry a system turn); accuracy and the per-row outcome."""
     from factory.llm.hf_local import HFGenerator
     from factory.llm.types import ChatRequest
 
     picker = SelfDistill(SelfDistillConfig(checker=checker))
     generator = HFGenerator(str(model_dir), batch_size=batch_size, cache_dir=cache_dir)
-    requests = [ChatRequest(messages=[{"role": "user", "content": user_turn(r)}], temperature=0.0,
-                            max_tokens=max_tokens) for r in rows]
+    if prompts is None:
+        prompts = [[{"role": "user", "content": user_turn(r)}] for r in rows]
+    requests = []
+    for turns in prompts:
+        system = turns[0]["content"] if turns and turns[0]["role"] == "system" else None
+        requests.append(ChatRequest(messages=turns[1:] if system is not None else turns, system=system,
+                                    temperature=0.0, max_tokens=max_tokens))
     answers = generator.generate(requests)
     outcomes = []
     for row, completion in zip(rows, answers, strict=True):

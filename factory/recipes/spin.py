@@ -33,6 +33,7 @@ from factory.schemes.self_play import SelfPlay
 from factory.store import check_name
 
 if TYPE_CHECKING:
+    from factory.recipes.spin_eval import SpinEvaluator
     from factory.store import DatasetVersion, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class SpinResult:
     last: Path  # the newest finished iteration's checkpoint
     iterations: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    sft: dict[str, Any] | None = None  # model_0's evaluation (the table's SFT row), when evaluating
 
 
 def iteration_dir(out: Path, t: int) -> Path:
@@ -61,10 +63,9 @@ def run_spin(store: Store, cfg: SpinConfig, *, quiet: bool = False) -> SpinResul
     source = store.resolve(cfg.data)
     SelfPlay.check_inputs(list(source.manifest.columns), f"SFT dataset {source.ref}")
     local = Path(cfg.model).expanduser()
-    # pin the data version and the model's place: identities and lineage name exactly these
-    cfg = cfg.model_copy(update={"data": source.ref, "model": str(local.absolute()) if local.exists() else cfg.model})
     name = check_name(cfg.name or f"spin-{source.name}")
     out = Path(cfg.out).expanduser().absolute()
+    cfg = cfg.model_copy(update={"model": str(local.absolute()) if local.exists() else cfg.model})
     plans = [_train_config(cfg.at(t), "<model_t>", [], out, t) for t in range(cfg.iterations)]
     _check_model(cfg)
     from trl import DPOConfig
@@ -72,12 +73,18 @@ def run_spin(store: Store, cfg: SpinConfig, *, quiet: bool = False) -> SpinResul
     for t, plan in enumerate(plans):  # every iteration's settings are checked before anything is written
         plan.check_sections(DPOConfig)
         SelfPlay(cfg.at(t).generation).recipe()
+    source, evaluator = _evaluation(store, cfg, source, out, name)
+    # pin the data version (the training rows) and the model's place: identities and lineage name exactly these
+    cfg = cfg.model_copy(update={"data": source.ref})
     finished = _finished(out, cfg)
 
     out.mkdir(parents=True, exist_ok=True)
     model = _base_model(cfg, out)
     history: list[dict[str, Any]] = []
     result = SpinResult(out=out, last=Path(model))
+    if evaluator is not None:
+        result.sft = {"iteration": -1, "model": model, "eval": evaluator.evaluate("sft", model)}
+        _write_summary(out, cfg, history, result.sft)
     for t in range(cfg.iterations):
         c = cfg.at(t)
         directory = iteration_dir(out, t)
@@ -90,10 +97,12 @@ def run_spin(store: Store, cfg: SpinConfig, *, quiet: bool = False) -> SpinResul
         else:
             log.info("SPIN iteration %d finished in an earlier run; kept", t)
         entry = {**doc["spin"], "metrics": {k: doc["metrics"].get(k) for k in METRIC_KEYS}}
+        if evaluator is not None:
+            entry["eval"] = evaluator.evaluate(f"iter_{t}", str(directory))
         history.append(entry)
         result.iterations.append(entry)
         result.last = directory
-        _write_summary(out, cfg, history)
+        _write_summary(out, cfg, history, result.sft)
         model = str(directory)
         if cfg.early_stop and len(history) > 1 and not _improved(history[-2], history[-1]):
             result.stopped_early = True
@@ -117,6 +126,25 @@ def _check_model(cfg: SpinConfig) -> None:
     if not load_tokenizer(cfg.model, cfg.model_init).chat_template:
         raise BadInput(f"model {cfg.model} has no chat template; give an SFT/chat model, or --set "
                        "chat_template=chatml (or a .jinja file)")
+
+
+def _evaluation(store: Store, cfg: SpinConfig, source: DatasetVersion, out: Path, name: str
+                ) -> tuple[DatasetVersion, SpinEvaluator | None]:
+    """The rows SPIN trains on (all of --data, or what `eval.fraction` does not hold out) and the evaluator."""
+    if not cfg.eval.enabled:
+        return source, None
+    from factory.recipes.spin_eval import SpinEvaluator
+
+    heldout = None
+    if cfg.eval.fraction:
+        from factory.recipes.splits import holdout_split
+
+        source, heldout = holdout_split(store, source, cfg.eval.fraction, cfg.eval.seed)
+    elif cfg.eval.heldout:
+        from factory.store.importer import resolve_or_import
+
+        heldout = resolve_or_import(store, cfg.eval.heldout, "spin-heldout")
+    return source, SpinEvaluator(store, cfg.eval, out, name, heldout, cfg.generation.turns)
 
 
 def _finished(out: Path, cfg: SpinConfig) -> dict[int, dict[str, Any]]:
@@ -221,24 +249,33 @@ def _improved(before: dict[str, Any], now: dict[str, Any]) -> bool:
     return a is None or b is None or b > a
 
 
-def table(history: list[dict[str, Any]]) -> str:
-    """The per-iteration metrics as a text table (what the command prints and spin.json keeps)."""
-    head = ["iter", "pairs", "trained on", "loss", "margin", "chosen", "rejected", "accuracy"]
-    rows = [head]
-    for h in history:
-        m = h["metrics"]
-        rows.append([str(h["iteration"]), str(h["pairs"]), str(h["train_pairs"]),
-                     *(_num(m.get(k)) for k in METRIC_KEYS[:4]), _num(m.get("rewards/accuracies"))])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
+def table(history: list[dict[str, Any]], sft: dict[str, Any] | None = None) -> str:
+    """The per-iteration metrics as a text table, like the paper's: the SFT model first (when it was evaluated),
+    then one row per iteration, with the evaluation columns that were run (what the command prints and
+    spin.json keeps)."""
+    from factory.recipes.spin_eval import columns
+
+    rows = ([sft] if sft else []) + history
+    evals = columns(rows)
+    head = ["iter", "pairs", "trained on", "loss", "margin", "chosen", "rejected", "accuracy", *(h for h, _ in evals)]
+    lines = [head]
+    for h in rows:
+        m = h.get("metrics") or {}
+        trained = h["iteration"] >= 0
+        lines.append([str(h["iteration"]) if trained else "SFT", str(h["pairs"]) if trained else "-",
+                      str(h["train_pairs"]) if trained else "-", *(_num(m.get(k)) for k in METRIC_KEYS),
+                      *(_num(read(h.get("eval") or {})) for _, read in evals)])
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in lines)
 
 
 def _num(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) else f"{value:.4f}"
 
 
-def _write_summary(out: Path, cfg: SpinConfig, history: list[dict[str, Any]]) -> None:
-    doc = {"kind": "spin", "model": cfg.model, "data": cfg.data, "iterations": history, "table": table(history)}
+def _write_summary(out: Path, cfg: SpinConfig, history: list[dict[str, Any]], sft: dict[str, Any] | None) -> None:
+    doc = {"kind": "spin", "model": cfg.model, "data": cfg.data, **({"sft": sft} if sft else {}),
+           "iterations": history, "table": table(history, sft)}
     tmp = out / f".{SPIN_JSON}.tmp"
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(out / SPIN_JSON)

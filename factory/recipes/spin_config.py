@@ -8,6 +8,8 @@
     generation: {temperature: 0.8, top_p: 0.95, max_tokens: 256}   # the self-play scheme's settings
     training: {beta: 0.1, learning_rate: 5.0e-7}                   # any trl.DPOConfig field
     schedule: {2: {learning_rate: 1.0e-7}, 3: {beta: 5.0}}        # or --set iterations.3.beta=5.0
+    eval: {fraction: 0.1, mt_bench_judge: claude}                  # optional, per iterate: see spin_eval
+    early_stop: true               # stop when an iteration's reward margin is not above the previous one's
 
 Flat keys resolve to their section (`max_tokens=64` is `generation.max_tokens`, `max_steps=10` is
 `training.max_steps`; the self-play scheme's keys win over DPO's, so `seed` is the sampling seed), at the top
@@ -24,6 +26,7 @@ from pydantic import Field, ValidationError
 from factory.config import StrictModel, deep_merge, parse_sets, read_yaml, validation_message
 from factory.errors import BadInput
 from factory.hashing import short_digest
+from factory.recipes.spin_eval import SpinEvalConfig
 from factory.schemes.self_play import SelfPlayConfig
 
 # The paper's training recipe (uclaml/SPIN configs), where DPOConfig has the knob. `logging_strategy: epoch`
@@ -34,7 +37,8 @@ SPIN_TRAINING: dict[str, Any] = {"beta": 0.1, "learning_rate": 5e-7, "optim": "r
 # What may differ between iterations (the paper lowers the learning rate and raises beta as it goes).
 PER_ITERATION = ("generation", "training", "mix")
 # Where the run is written or how long it runs: not part of what an iteration is.
-NOT_IDENTITY = ("out", "iterations", "schedule", "early_stop", "batch_size")
+# (`eval.fraction` changes the training rows, and so `data`, which is part of the identity.)
+NOT_IDENTITY = ("out", "iterations", "schedule", "early_stop", "batch_size", "eval")
 
 
 class SpinConfig(StrictModel):
@@ -55,6 +59,7 @@ class SpinConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="prompts per batch for local generation")
     chat_template: str = Field("none", description="for a model without one: chatml or a .jinja file")
     early_stop: bool = Field(False, description="stop when an iteration's reward margin is not above the last's")
+    eval: SpinEvalConfig = Field(default_factory=SpinEvalConfig, description="optional evaluation of every iterate")
     generation: SelfPlayConfig = Field(default_factory=SelfPlayConfig)
     training: dict[str, Any] = Field(default_factory=dict, description="trl.DPOConfig fields")
     lora: dict[str, Any] = Field(default_factory=dict, description="peft.LoraConfig fields")
@@ -138,7 +143,12 @@ def resolve_flat(data: dict[str, Any], allowed: tuple[str, ...] | None = None) -
 def load_spin_config(file: str | None, sets: tuple[str, ...] | list[str], **given: Any) -> SpinConfig:
     """defaults < --config FILE < --set flags < the command's own options (those given)."""
     data = deep_merge(normalize(read_yaml(file)) if file else {}, normalize(parse_sets(sets)))
-    data.update({k: v for k, v in given.items() if v is not None})
+    for key, value in given.items():
+        if isinstance(value, dict):  # a command's options for a section (--eval ... -> eval.heldout)
+            value = {k: v for k, v in value.items() if v not in (None, [], ())}
+            data[key] = deep_merge(data.get(key) or {}, value) if isinstance(data.get(key), dict) else value
+        elif value is not None:
+            data[key] = value
     try:
         return SpinConfig.model_validate(data)
     except ValidationError as exc:

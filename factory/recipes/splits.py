@@ -1,4 +1,4 @@
-"""Whole-table dataset stages the distill recipe needs: a seeded held-out split and the first N rows.
+"""Whole-table dataset stages the recipes need (distill, SPIN): a seeded held-out split and the first N rows.
 
 Both are ordinary versions with lineage (their input and config name them), so a rerun reuses them and a
 checkpoint's factory.json says exactly which rows it was trained on.
@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from factory.config import StrictModel
+from factory.errors import BadInput
 from factory.hashing import short_digest
 from factory.pipeline.stage import Stage
 
@@ -55,3 +56,14 @@ class Head(Stage):
     def process_table(self, df: Any) -> Any:
         self.counters["dropped"] += max(df.height - self.config.n, 0)
         return df.head(self.config.n)
+
+
+def holdout_split(store: Any, data: Any, fraction: float, seed: int = 0) -> tuple[Any, Any]:
+    """(train, held-out) versions `<name>-train` and `<name>-heldout` of `data`; both must have rows."""
+    from factory.pipeline.execute import run_stage
+
+    train, heldout = (run_stage(store, Holdout(HoldoutConfig(fraction=fraction, seed=seed, part=part)), None, data,
+                                f"{data.name}-{part}").version for part in ("train", "heldout"))
+    if train.manifest.rows == 0 or heldout.manifest.rows == 0:
+        raise BadInput(f"{data.ref} has too few rows to hold {fraction:.0%} out; pass a held-out set (--eval REF)")
+    return train, heldout
