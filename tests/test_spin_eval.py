@@ -11,10 +11,9 @@ import pytest
 from factory.llm import ChatRequest, load_llm
 from factory.recipes.spin import table
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import run_factory
 from tests.test_judge_cli import stub_env  # noqa: F401 (fixture)
-from tests.test_spin import FAST, spin
+from tests.test_spin import FAST
 from tests.test_train_sft import import_rows, invoke, one_thread  # noqa: F401  (autouse fixture)
 
 ROWS = [{"id": f"r{i}", "instruction": f"What is {i} plus {i}?", "response": f"{i} plus {i} is {2 * i}."}
