@@ -2,11 +2,14 @@
 
 The SFT rows are generated here from templates with checkable answers (arithmetic, capitals, spelling
 backwards, parity, upper-casing): nothing shipped has a few hundred rows, and the point is the loop, not the
-data. `factory train spin` runs as a user runs it (a subprocess of the real CLI); the per-iteration table
-(DPO loss, implicit-reward margin, chosen/rejected rewards and accuracy, each the mean over the iteration's
-last epoch) and the wall time of each iteration go to benchmarks/RESULTS.md, whatever they show.
+data. Another `--heldout` rows from the same templates (different questions) are never self-played or trained
+on: the SFT model and every iterate answer them greedily, scored by exact match with the templated answer
+(`factory train spin --eval`). `factory train spin` runs as a user runs it (a subprocess of the real CLI); the
+per-iteration table (the SFT model's row first; DPO loss, implicit-reward margin, chosen/rejected rewards and
+accuracy, each the mean over the iteration's last epoch; held-out exact match), the held-out exact match per
+task, and the wall time of each iteration go to benchmarks/RESULTS.md, whatever they show.
 
-    python benchmarks/spin_cpu.py [--rows 200] [--max-tokens 32] [--lr 5e-5]
+    python benchmarks/spin_cpu.py [--rows 200] [--heldout 50] [--max-tokens 32] [--lr 5e-5] [--model local]
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ WORDS = ["river", "garden", "planet", "window", "silver", "market", "forest", "p
          "rocket", "orange", "winter", "island", "guitar", "mirror", "castle", "button", "ladder", "violet"]
 
 
+TASKS = ["add", "capital", "backwards", "parity", "upper"]
+
+
 def sft_rows(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
 
@@ -50,10 +56,11 @@ def sft_rows(n: int, seed: int = 0) -> list[dict]:
     while len(rows) < n:
         a, b, c = rng.randint(2, 60), rng.randint(2, 60), rng.choice(sorted(CAPITALS))
         w, v = rng.choice(WORDS), rng.choice(WORDS)
-        question, answer = rng.choice(makers)(a, b, w, v, c)
+        task = rng.randrange(len(makers))
+        question, answer = makers[task](a, b, w, v, c)
         if question not in seen:
             seen.add(question)
-            rows.append({"id": f"t{len(rows):04d}", "instruction": question, "response": answer})
+            rows.append({"id": f"{TASKS[task]}-{len(rows):04d}", "instruction": question, "response": answer})
     return rows
 
 
@@ -66,28 +73,34 @@ def factory(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=200)
+    ap.add_argument("--rows", type=int, default=200, help="SFT rows SPIN self-plays and trains on")
+    ap.add_argument("--heldout", type=int, default=50, help="more templated rows, only evaluated on")
+    ap.add_argument("--model", default="local", help="model_0 (default: the embedded SmolLM2-135M-Instruct)")
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--epochs", type=float, default=1)
+    ap.add_argument("--print-only", action="store_true", help="print the section, leave RESULTS.md as it is")
     ap.add_argument("--work", type=Path, help="keep the store and checkpoints here (default: a temp dir)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="factory-spin-bench-"))
     home = work / "home"
-    data = work / "sft.jsonl"
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in sft_rows(args.rows)))
-    r = factory(home, "datasets", "import", str(data), "--name", "sft")
-    assert r.returncode == 0, r.stderr
+    work.mkdir(parents=True, exist_ok=True)
+    rows = sft_rows(args.rows + args.heldout)  # distinct questions: no held-out row is a training row
+    for name, part in (("sft", rows[: args.rows]), ("sft-heldout", rows[args.rows:])):
+        data = work / f"{name}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in part))
+        r = factory(home, "datasets", "import", str(data), "--name", name)
+        assert r.returncode == 0, r.stderr
     from factory.llm.hf_local import resolve_model_source
 
-    model = resolve_model_source("local", home)  # SmolLM2-135M-Instruct as safetensors (converted once)
+    model = resolve_model_source(args.model, home)  # `local`: SmolLM2-135M-Instruct as safetensors (converted once)
     out = work / "spin"
     cmd = ["-v", "train", "spin", "--model", str(model), "--data", "sft", "--iterations", str(args.iterations),
            "--out", str(out), "--set", f"max_tokens={args.max_tokens}", "--set", "seed=null",
            "--set", f"learning_rate={args.lr}", "--set", f"num_train_epochs={args.epochs}",
-           "--set", "per_device_train_batch_size=8", "--set", "max_length=128"]
+           "--set", "per_device_train_batch_size=8", "--set", "max_length=128",
+           "--eval", "sft-heldout", "--set", "eval.checker=none", "--set", f"eval.max_tokens={args.max_tokens}"]
     start, began = time.perf_counter(), time.time()
     r = factory(home, *cmd)
     wall = time.perf_counter() - start
@@ -95,19 +108,48 @@ def main() -> None:
     assert r.returncode == 0, r.stderr[-4000:]
     summary = json.loads((out / "spin.json").read_text())
     done = [((out / f"iter_{t}" / "factory.json").stat().st_mtime - began) / 60 for t in range(args.iterations)]
-    record("SPIN on CPU: SmolLM2-135M-Instruct, 2 iterations, LoRA (benchmarks/spin_cpu.py)", f"""
+    model_name = "SmolLM2-135M-Instruct" if args.model == "local" else args.model
+    title = f"SPIN on CPU: {model_name}, {args.iterations} iterations, LoRA (benchmarks/spin_cpu.py)"
+    (print_section if args.print_only else record)(title, f"""
 ```
 {summary["table"]}
 ```
 
+Held-out exact match per task (correct/total; `heldout EM` above is over all {args.heldout} rows):
+
+{per_task(out, [summary.get("sft"), *summary["iterations"]])}
+
 {args.rows} templated SFT rows (arithmetic, capitals, spelling backwards, parity, upper-casing; built by the
-script); answers sampled at temperature 0.8, top_p 0.95, {args.max_tokens} new tokens; DPO sigmoid loss, beta
-0.1, LoRA r 16 on all linear layers merged after each iteration, RMSprop, lr {args.lr:g}, {args.epochs:g} epoch(s),
-batch 8; iteration 1 trains on its own pairs plus iteration 0's. Metrics are TRL's, averaged over each
-iteration's last epoch: `margin` = mean(β·(log-ratio chosen − log-ratio rejected)), `accuracy` = share of pairs
-whose implicit reward ranks the ground truth first. Whole run {wall / 60:.1f} min on this shared machine
-(iterations finished after {", ".join(f"{m:.1f}" for m in done)} min; generation, training and merge included).
+script) and {args.heldout} more, held out: the SFT model (row `SFT`) and each iterate answer them greedily
+({args.max_tokens} new tokens), correct when the answer equals the templated one after case and whitespace are
+normalized. Self-play answers sampled at temperature 0.8, top_p 0.95, {args.max_tokens} new tokens; DPO sigmoid
+loss, beta 0.1, LoRA r 16 on all linear layers merged after each iteration, RMSprop, lr {args.lr:g},
+{args.epochs:g} epoch(s), batch 8; iteration 1 trains on its own pairs plus iteration 0's. Metrics are TRL's,
+averaged over each iteration's last epoch: `margin` = mean(β·(log-ratio chosen − log-ratio rejected)),
+`accuracy` = share of pairs whose implicit reward ranks the ground truth first. Whole run {wall / 60:.1f} min on
+this shared machine (iterations finished after {", ".join(f"{m:.1f}" for m in done)} min; generation, training,
+merge and evaluation included).
 """)
+
+
+def print_section(section: str, body: str) -> None:
+    print(f"## {section}\n\n{body.strip()}")
+
+
+def per_task(out: Path, rows: list[dict | None]) -> str:
+    """A markdown table: one row per checkpoint (SFT, iter 0, ...), exact match per template task."""
+    lines = ["| model | " + " | ".join(TASKS) + " |", "|---|" + "---|" * len(TASKS)]
+    for row in rows:
+        if row is None:
+            continue
+        label = "SFT" if row["iteration"] < 0 else f"iter {row['iteration']}"
+        scored = row["eval"]["heldout"]["rows"]
+        cells = []
+        for task in TASKS:
+            mine = [o for o in scored if str(o["id"]).startswith(f"{task}-")]
+            cells.append(f"{sum(o['correct'] for o in mine)}/{len(mine)}" if mine else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

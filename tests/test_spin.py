@@ -19,6 +19,7 @@ from factory.recipes.spin_config import load_spin_config
 from factory.schemes.self_play import split_row
 from factory.store import Store
 from tests.helpers import REPO
+from tests.test_judge_cli import stub_env  # noqa: F401 (fixture)
 from tests.test_train_sft import import_rows, invoke, one_thread  # noqa: F401  (autouse fixture)
 
 ROWS = [{"id": f"r{i}", "instruction": f"What is {i} plus {i}?", "response": f"{i} plus {i} is {2 * i}."}
@@ -65,6 +66,49 @@ def test_answers_equal_to_the_ground_truth_are_counted_and_left_out(tmp_path, ti
     version = Store(home).resolve("self-play")
     assert version.manifest.counters["identical"] == 2 and version.manifest.counters["kept"] == 2
     assert version.read()["seed_id"].to_list() == ["r2", "r3"]
+
+
+def test_an_openai_compatible_server_serves_self_play_and_failed_calls_are_counted_left_out_and_retried(
+        tmp_path, stub_env):  # noqa: F811
+    home = tmp_path / "home"
+    import_rows(home, tmp_path, "sft", ROWS[:4])
+    # the request for row r2 fails once, not retryably (400): that row is left out, then retried by a rerun
+    stub = stub_env(lambda call: f"My answer to: {call['prompt']}", script=["400"], fault_match="What is 2 plus 2")
+    args = ("build", "self-play", "--from", "sft", "--llm", "openai:stub-model", "--set", "max_tokens=8")
+    r = invoke(home, *args)
+    assert r.exit_code == 0, r.output
+    version = Store(home).resolve(r.stdout.strip().splitlines()[-1])
+    counters = version.manifest.counters
+    assert counters["kept"] == 3 and counters["failed"] == 1 and stub.stats()["by_status"] == {"200": 3, "400": 1}
+    rows = version.read().to_dicts()
+    assert [row["seed_id"] for row in rows] == ["r0", "r1", "r3"]
+    for row in rows:
+        seed = next(s for s in ROWS if s["id"] == row["seed_id"])
+        assert row["chosen_text"] == seed["response"]
+        assert row["rejected_text"] == f"My answer to: {seed['instruction']}"
+        assert row["model"] == "stub-model"  # the model the server says answered
+    again = invoke(home, *args)
+    assert again.exit_code == 0, again.output
+    retried = Store(home).resolve(again.stdout.strip().splitlines()[-1])
+    assert retried.manifest.counters["kept"] == 4 and sorted(retried.read()["seed_id"]) == ["r0", "r1", "r2", "r3"]
+
+
+def test_mix_none_previous_all_pick_the_iterations_pairs(tmp_path):
+    from factory.recipes.spin import _mix
+
+    home = tmp_path / "home"
+    refs = [import_rows(home, tmp_path, f"pairs{t}", ROWS[t:t + 1]) for t in range(3)]
+    store = Store(home)
+    history = [{"generated": refs[0]}, {"generated": refs[1]}]
+    now = store.resolve(refs[2])
+
+    def mixed(mix, earlier):
+        return [v.ref for v in _mix(store, mix, earlier, now)]
+    assert mixed("none", history) == [refs[2]]
+    assert mixed("previous", history) == [refs[1], refs[2]]
+    assert mixed("all", history) == refs
+    for mix in ("none", "previous", "all"):  # iteration 0: nothing earlier to mix in, not an error
+        assert mixed(mix, []) == [refs[2]]
 
 
 def test_split_row_takes_the_first_or_the_last_answer():
@@ -154,7 +198,8 @@ def test_two_iterations_train_against_the_previous_iterate(tmp_path, tiny_dir):
     # iteration 1 starts from, and is referenced against, iteration 0's model
     assert docs[0]["base_model"] == docs[0]["spin"]["reference"] == str(tiny_dir)
     assert docs[1]["base_model"] == docs[1]["spin"]["reference"] == str(out / "iter_0")
-    # iteration 1 trains on its own pairs and iteration 0's (mix: previous)
+    # iteration 0 has nothing earlier to mix in; iteration 1 trains on its own pairs and iteration 0's (mix: previous)
+    assert docs[0]["spin"]["mix"] == "previous" and docs[0]["spin"]["trained_on"] == [docs[0]["spin"]["generated"]]
     assert docs[1]["spin"]["trained_on"] == [docs[0]["spin"]["generated"], docs[1]["spin"]["generated"]]
     assert [f"{d['name']}@{d['version']}" for d in docs[1]["datasets"]] == docs[1]["spin"]["trained_on"]
     assert docs[1]["spin"]["train_pairs"] == 2 * docs[1]["spin"]["pairs"] > 0
@@ -187,6 +232,25 @@ def test_two_iterations_train_against_the_previous_iterate(tmp_path, tiny_dir):
     assert "SPIN iteration | 1" in card.output and "Self-Play Fine-Tuning" in card.output
     assert f"iter 0: `{docs[0]['spin']['generated']}`" in card.output
     assert f"iter 1: `{docs[1]['spin']['generated']}`" in card.output
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_and_mix_all_on_the_cli(tmp_path, tiny_dir):
+    home = tmp_path / "home"
+    import_rows(home, tmp_path, "sft", ROWS[:4])
+    out = tmp_path / "spin"
+    r = spin(home, tiny_dir, out, "--set", "tuning=full", "--mix", "all", "--set", "learning_rate=1e-3",
+             iterations=1)
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "iter_0" / "factory.json").read_text())
+    assert doc["tuning"] == "full" and doc["adapter"] is False and doc["spin"]["mix"] == "all"
+    assert not (out / "iter_0" / "adapter_config.json").exists()
+    before = load_file(str(tiny_dir / "model.safetensors"))
+    after = load_file(str(out / "iter_0" / "model.safetensors"))
+    key = "model.layers.0.self_attn.q_proj.weight"
+    delta = after[key] - before[key]  # every weight trains: the change is not a low-rank LoRA product
+    assert torch.linalg.matrix_rank(delta, atol=1e-7) > 16
+    assert not torch.equal(before["model.layers.0.mlp.down_proj.weight"], after["model.layers.0.mlp.down_proj.weight"])
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ For t = 0..K-1, with model_0 the SFT model and model_t = DIR/iter_{t-1}:
 Resuming: a finished iteration (`DIR/iter_t/factory.json` with the same settings) is never redone; a rerun
 after a crash reuses the stored generations and the cached answers, and continues an interrupted DPO run from
 its partial directory. Answers of model_t (t >= 1) are cached in `DIR/llm-cache.sqlite`, which lives and dies
-with the weights that wrote them. Per-iteration metrics go to `DIR/spin.json`.
+with the weights that wrote them. Per-iteration metrics go to `DIR/spin.json`, with the optional evaluation of
+the SFT model and of every iterate (`eval`: held-out exact match, MT-Bench, lm-eval; see `spin_eval`) and an
+optional early stop when the reward margin stops improving.
 """
 
 from __future__ import annotations
