@@ -75,6 +75,33 @@ def test_matches_mergekit_where_installed():
     assert torch.allclose(slerp(0.3, a, b), theirs, atol=1e-6)
 
 
+@pytest.mark.parametrize("t", ["0.3", "0,0.5,1", "0.2,0.9"])
+def test_whole_checkpoints_match_a_mergekit_merge_where_installed(tmp_path, t):
+    """`factory merge slerp` against mergekit's own merge of the same two checkpoints: every tensor, with a
+    constant t and with gradient lists over the layers."""
+    pytest.importorskip("mergekit.merge")
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    from factory.testing.tiny import build_tiny_llama
+
+    a, b = (build_tiny_llama(tmp_path / name, num_layers=4, seed=seed) for name, seed in (("a", 0), ("b", 1)))
+    values = [float(v) for v in t.split(",")]
+    config = {"merge_method": "slerp", "base_model": str(a), "dtype": "float32",
+              "slices": [{"sources": [{"model": str(m), "layer_range": [0, 4]} for m in (a, b)]}],
+              "parameters": {"t": values[0] if len(values) == 1 else [{"value": values}]}}
+    run_merge(MergeConfiguration.model_validate(config), str(tmp_path / "mergekit"),
+              options=MergeOptions(lazy_unpickle=False, quiet=True))
+    result = invoke(tmp_path / "home", "merge", "slerp", str(a), str(b), "--t", t, "--out", str(tmp_path / "ours"))
+    assert result.exit_code == 0, result.output
+    theirs, ours = weights(tmp_path / "mergekit"), weights(tmp_path / "ours")
+    assert theirs.keys() == ours.keys()
+    for name in theirs:
+        assert torch.allclose(ours[name], theirs[name], atol=1e-6), name
+    q = "model.layers.1.self_attn.q_proj.weight"
+    assert not torch.allclose(ours[q], weights(a)[q]) and not torch.allclose(ours[q], weights(b)[q])
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
     from factory.testing.tiny import build_tiny_llama
