@@ -86,6 +86,40 @@ def test_distill_runs_every_stage_and_a_rerun_does_nothing_again(tmp_path):
     assert other.exit_code == 2 and "another recipe" in other.output
 
 
+@pytest.mark.slow
+def test_full_fine_tuning_without_baseline_and_lm_eval_scores_with_retention(tmp_path):
+    # A subprocess, as a user runs it: HF_*_OFFLINE must not leak into the test session (see test_eval_lm_eval).
+    from factory.testing.tiny import build_tiny_llama
+    from tests.helpers import run_factory
+
+    model = build_tiny_llama(tmp_path / "tiny3", num_layers=3)
+    data = write_jsonl(tmp_path / "train.jsonl", math_rows(6))
+    heldout = write_jsonl(tmp_path / "heldout.jsonl", math_rows(2, start=50))
+    out = tmp_path / "run"
+    r = run_factory("-q", "train", "distill", "--model", str(model), "--blocks", "1", "--data", str(data), "--eval",
+                    str(heldout), "--n-calib", "4", "--max-tokens", "8", "--eval-max-tokens", "4", "--no-baseline",
+                    "--lm-eval-tasks", "factory_smoke", "--lm-eval-limit", "4", "--out", str(out), *FAST,
+                    "--set", "tuning=full", home=tmp_path / "home",
+                    env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = json.loads((out / "distill.json").read_text())
+    assert [x["stage"] for x in state["results"]] == ["original", "pruned", "self-distill"]  # no baseline
+    assert not (out / "sft").exists() and not (out / "sft-merged").exists()
+    doc = json.loads((out / "sft-self-distill-merged" / "factory.json").read_text())
+    assert doc["tuning"] == "full" and not (out / "sft-self-distill" / "adapter_config.json").exists()
+    pruned = load_file(str(out / "pruned" / "model.safetensors"))
+    trained = load_file(str(out / "sft-self-distill-merged" / "model.safetensors"))
+    key = "model.layers.0.mlp.up_proj.weight"  # full fine-tuning: beyond LoRA's q/k/v/o
+    assert not torch.equal(trained[key], pruned[key])
+    scores = [x["lm_eval"]["factory_smoke"]["acc"] for x in state["results"]]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for x in state["results"]:
+        kept = x["lm_eval_retention"]["factory_smoke"]["acc"]
+        assert kept == (x["lm_eval"]["factory_smoke"]["acc"] / scores[0] if scores[0] else None)
+        assert json.loads((out / "eval" / f"{x['stage']}-lm-eval.json").read_text())["tasks"] == x["lm_eval"]
+    assert "factory_smoke acc" in (out / "results.md").read_text()
+
+
 @pytest.mark.parametrize("blocks", ["0", "4", "7"])
 def test_bad_block_counts_exit_2_and_write_nothing(tiny_dir, tmp_path, blocks):
     data = write_jsonl(tmp_path / "train.jsonl", math_rows(4))

@@ -297,20 +297,27 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
               help="Longest answer when evaluating.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Rows per generation batch (teacher and evaluation).")
+@click.option("--lm-eval-tasks", metavar="T[,T...]",
+              help="Also score every model with these lm-eval tasks (the `eval` extra), with retention.")
+@click.option("--lm-eval-include", multiple=True, type=click.Path(file_okay=False),
+              help="A directory of lm-eval task YAML files (repeatable).")
+@click.option("--lm-eval-limit", type=click.FloatRange(min=0, min_open=True),
+              help="Examples per lm-eval task (an integer), or a fraction of each task (below 1).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A training config key for both SFT runs: tuning=full, training.num_train_epochs=2, lora.r=8, ...")
 @click.option("--overwrite", is_flag=True, help="Start over in a --out that holds another or an old run.")
 @click.pass_context
 def distill(ctx: click.Context, model: str, blocks: int, data: str, out: Path, eval_ref: str | None,
             eval_n: int | None, n_train: int | None, n_calib: int, checker: str, baseline: bool, max_tokens: int,
-            eval_max_tokens: int, batch_size: int, sets: tuple[str, ...], overwrite: bool) -> None:
+            eval_max_tokens: int, batch_size: int, lm_eval_tasks: str | None, lm_eval_include: tuple[str, ...],
+            lm_eval_limit: float | None, sets: tuple[str, ...], overwrite: bool) -> None:
     """Self-data distillation: prune, rewrite the SFT data with the unpruned model, fine-tune the pruned one.
 
     Stages (a rerun skips finished ones): prune --blocks blocks (angular distance), the unpruned model
     rewrites the training answers in its own words (self-distill scheme), SFT of the pruned model on the
     rewrites and, as a baseline, on the raw data; then the accuracy of original, pruned, pruned+SFT and
-    pruned+self-distilled SFT on the held-out set, with retention = score / original score.
-    Defaults where the paper is silent follow SDFT: LoRA on q/k/v/o projections, learning rate 1e-4.
+    pruned+self-distilled SFT on the held-out set (and on --lm-eval-tasks), with retention = score /
+    original score. Defaults where the paper is silent follow SDFT: LoRA on q/k/v/o projections, learning rate 1e-4.
 
     \b
     Examples:
@@ -334,6 +341,8 @@ def distill(ctx: click.Context, model: str, blocks: int, data: str, out: Path, e
         cfg = DistillConfig(model=model, blocks=blocks, data=data, out=str(out), eval=eval_ref, eval_n=eval_n,
                             n=n_train, n_calib=n_calib, checker=checker, baseline=baseline,
                             teacher_max_tokens=max_tokens, eval_max_tokens=eval_max_tokens, batch_size=batch_size,
+                            lm_eval_tasks=[t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip()],
+                            lm_eval_include=list(lm_eval_include), lm_eval_limit=lm_eval_limit,
                             train=parse_sets(sets))
     except ValidationError as exc:
         raise BadInput(validation_message(exc)) from None

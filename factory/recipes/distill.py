@@ -7,7 +7,8 @@
     OUT/sft-self-distill/         4. SFT of the pruned model on the rewrites (LoRA adapter) ...
     OUT/sft-self-distill-merged/     ... merged into full weights
     OUT/sft/, OUT/sft-merged/     5. the plain-SFT baseline on the raw data (unless --no-baseline)
-    OUT/eval/<stage>.json         6. accuracy of original, pruned, pruned+SFT, pruned+self-distilled SFT
+     OUT/eval/<stage>.json         6. accuracy of original, pruned, pruned+SFT, pruned+self-distilled SFT
+    OUT/eval/<stage>-lm-eval.json    (and, with lm_eval_tasks, their lm-eval scores)
     OUT/results.md                   and the table, with retention = score / original score
 
 A rerun skips what is finished: checkpoint directories that exist are complete (each is renamed into place
@@ -61,12 +62,17 @@ class DistillConfig(StrictModel):
     eval_max_tokens: int = Field(128, ge=1)
     batch_size: int = Field(16, ge=1, description="rows per generation batch (teacher and evaluation)")
     seed: int = 0
+    lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-eval tasks every model is scored on")
+    lm_eval_include: list[str] = Field(default_factory=list, description="directories of lm-eval task YAML")
+    lm_eval_limit: float | None = Field(None, gt=0, description="examples per lm-eval task (or a fraction)")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig keys for both SFT runs")
 
 
 def identity(cfg: DistillConfig) -> str:
     """What the run directory holds; a rerun with another recipe is refused rather than mixed in."""
-    return short_digest(cfg.model_dump(mode="json", exclude={"out", "eval_n", "eval_max_tokens", "batch_size"}))
+    evaluation_only = {"out", "eval_n", "eval_max_tokens", "batch_size", "lm_eval_tasks", "lm_eval_include",
+                       "lm_eval_limit"}
+    return short_digest(cfg.model_dump(mode="json", exclude=evaluation_only))
 
 
 def run_distill(store: Store, cfg: DistillConfig, sources: dict[str, str], *, overwrite: bool = False,
@@ -80,6 +86,10 @@ def run_distill(store: Store, cfg: DistillConfig, sources: dict[str, str], *, ov
     shape = P.model_shape(model_dir)
     P.check_blocks(cfg.blocks, shape.blocks)
     SelfDistillConfig(checker=cfg.checker)  # an unknown checker is an error now, not after pruning
+    if cfg.lm_eval_tasks:  # so is a missing lm-eval
+        from factory.eval.lm_eval import require_lm_eval
+
+        require_lm_eval()
     state = _open_run(out, cfg, overwrite)
     timings: dict[str, float] = state.setdefault("seconds", {})
 
@@ -111,10 +121,18 @@ def run_distill(store: Store, cfg: DistillConfig, sources: dict[str, str], *, ov
         results.append({"stage": stage, "label": LABELS[stage], "blocks": shape_s.blocks,
                         "parameters": _parameters(models[stage]), "accuracy": r["accuracy"],
                         "correct": r["correct"], "total": r["total"], "failed": r["failed"]})
+        if cfg.lm_eval_tasks:
+            results[-1]["lm_eval"] = _timed(timings, f"lm-eval-{stage}", lambda s=stage: E.cached_lm_eval(
+                s, models[s], out, cfg.lm_eval_tasks, cfg.lm_eval_include, cfg.lm_eval_limit, cfg.batch_size,
+                store.home))
     headers, table = E.results_table(results)
     base = results[0]["accuracy"]
     for r in results:
         r["retention"] = r["accuracy"] / base if base and r["accuracy"] is not None else None
+        for task, metrics in (r.get("lm_eval") or {}).items():
+            original = (results[0].get("lm_eval") or {}).get(task, {})
+            r.setdefault("lm_eval_retention", {})[task] = {
+                m: (v / original[m] if original.get(m) else None) for m, v in metrics.items()}
     state["results"] = results
     _save(out, state)
     (out / "results.md").write_text(f"Held-out set {heldout.ref} ({len(rows)} rows), checker {cfg.checker}\n\n"

@@ -1,4 +1,5 @@
-"""Accuracy on a held-out set for `factory train distill`: greedy answers, final answers compared.
+"""Accuracy on a held-out set for `factory train distill`: greedy answers, final answers compared; and, where
+asked, each model's scores on lm-eval tasks (`factory eval lm-eval`'s wrapper), with their retention too.
 
 Each held-out row has an instruction and a reference: its `answer` column if it has one, else its `response`.
 A model's answer counts as correct when the row's answer checker (numbers, choices, code; see the self-distill
@@ -82,17 +83,47 @@ def cached_evaluate(stage: str, model_dir: Path, rows: list[dict[str, Any]], eva
     return result
 
 
+def cached_lm_eval(stage: str, model_dir: Path, out: Path, tasks: list[str], include: list[str],
+                   limit: float | None, batch_size: int, home: Path) -> dict[str, dict[str, float]]:
+    """lm-eval scores {task: {metric: value}} of one checkpoint, kept in `OUT/eval/<stage>-lm-eval.json`."""
+    doc_path = model_dir / "factory.json"
+    identity = short_digest({"checkpoint": doc_path.read_text() if doc_path.is_file() else str(model_dir),
+                             "tasks": tasks, "include": include, "limit": limit})
+    path = out / "eval" / f"{stage}-lm-eval.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("identity") == identity:
+            return stored["tasks"]
+    from factory.eval.lm_eval import evaluate, model_args
+
+    whole = int(limit) if limit is not None and limit >= 1 else limit
+    results = evaluate(model_args(str(model_dir), home / "cache"), tasks, include, limit=whole, batch_size=batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stage": stage, "identity": identity, **results}, indent=2) + "\n")
+    tmp.replace(path)
+    return results["tasks"]
+
+
 def results_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """model | blocks | parameters | accuracy | retention (score / the original's score)."""
+    """model | blocks | parameters | accuracy | retention (score / the original's score), then one column per
+    lm-eval task and metric where they were run: the score and its retention."""
     base = rows[0]["accuracy"] if rows else None
+    lm = list(dict.fromkeys((t, m) for r in rows for t, ms in (r.get("lm_eval") or {}).items() for m in ms))
     table = []
     for r in rows:
         acc = r["accuracy"]
         retention = None if acc is None or not base else acc / base
+        cells = []
+        for task, metric in lm:
+            value = (r.get("lm_eval") or {}).get(task, {}).get(metric)
+            first = (rows[0].get("lm_eval") or {}).get(task, {}).get(metric)
+            kept = f" ({value / first:.1%})" if value is not None and first else ""
+            cells.append("-" if value is None else f"{value:.3f}{kept}")
         table.append([r["label"], r["blocks"], f"{r['parameters'] / 1e6:.1f}M",
                       "-" if acc is None else f"{acc:.3f} ({r['correct']}/{r['total']})",
-                      "-" if retention is None else f"{retention:.1%}"])
-    return ["model", "blocks", "params", "accuracy", "retention"], table
+                      "-" if retention is None else f"{retention:.1%}", *cells])
+    return ["model", "blocks", "params", "accuracy", "retention", *(f"{t} {m}" for t, m in lm)], table
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
