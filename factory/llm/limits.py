@@ -1,4 +1,8 @@
-"""Client-side rate limits: requests per minute and tokens per minute, as token buckets."""
+"""Client-side limits of one run: requests and tokens per minute (token buckets) and the `--budget` ledger.
+
+`LLM` holds one `RateLimiter` and one `Budget`; both are swappable, so the Ray executor can give every worker
+the same run-wide ones (factory/pipeline/ray_limits.py) and the caps hold for the whole run, not per worker.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,36 @@ class RateLimiter:
             await self.requests.take(1)
         if self.tokens is not None:
             await self.tokens.take(tokens)
+
+
+class Budget:
+    """The `--budget` ledger: a call reserves its worst-case cost before it is sent and settles at what it cost.
+
+    The spend can never pass the cap: a reservation is granted only while spent + reserved + it <= cap, and an
+    answer costs at most what was reserved for it. `cap` None: no budget, every reservation is granted.
+    """
+
+    def __init__(self, cap: float | None):
+        self.cap = cap
+        self.spent = 0.0
+        self.reserved = 0.0
+
+    def try_reserve(self, usd: float) -> bool:
+        if self.cap is None:
+            return True
+        if self.spent + self.reserved + usd > self.cap:
+            return False
+        self.reserved += usd
+        return True
+
+    async def reserve(self, usd: float) -> bool:
+        return self.try_reserve(usd)
+
+    def settle(self, reserved: float, spent: float = 0.0) -> None:
+        """Free a reservation and book what was spent, in one step (a shared ledger must never see the money
+        freed before it is booked)."""
+        self.reserved -= reserved
+        self.spent += spent
 
 
 class Gate:

@@ -100,6 +100,10 @@ class Provider(ABC):
     def spec(self) -> str:
         return f"{self.name}:{self.model}"
 
+    def ray_resources(self) -> dict[str, float]:
+        """What one Ray worker holding this provider asks Ray for (`--executor ray`): an API client needs a CPU."""
+        return {"num_cpus": 1}
+
     @abstractmethod
     async def complete(self, request: ChatRequest) -> Completion:
         """Answer one request or raise `CallError`."""

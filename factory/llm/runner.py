@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from factory.errors import BadInput, FactoryError
 from factory.llm.cache import ResponseCache
 from factory.llm.feed import RequestFeed
-from factory.llm.limits import Gate, RateLimiter
+from factory.llm.limits import Budget, Gate, RateLimiter
 from factory.llm.pricing import Price
 from factory.llm.progress import Progress
 from factory.llm.provider import CallError, Provider
@@ -94,7 +94,9 @@ class LLM:
         self.cache = cache if self.settings.cache else None
         self.price = price
         self.stats = RunStats()
+        # Both swappable: the Ray executor gives every worker's LLM the same run-wide ledger and buckets.
         self.limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
+        self.budget = Budget(self.settings.budget_usd)
         self._progress: Progress | None = None
         if self.settings.batch and not provider.batch_api:
             raise BadInput(f"--batch needs a provider with a batch API (openai:, anthropic:), not {provider.spec}")
@@ -156,7 +158,6 @@ class LLM:
         self.provider.ready()
         self._abort: CallError | BaseException | None = None
         self._budget_hit = False
-        self._reserved = 0.0
         self._window: deque[bool] = deque(maxlen=self.settings.breaker_window)
         self._gate = Gate(self.settings.concurrency)
         self._unsaved: list[tuple[str, Completion]] = []
@@ -244,7 +245,7 @@ class LLM:
                 for i, r, key in todo:
                     if self._abort is not None or self._budget_hit:
                         break
-                    reserved = self._reserve(r)
+                    reserved = await self._reserve(r)
                     if reserved is None:
                         self._budget_hit = True
                         break
@@ -331,14 +332,14 @@ class LLM:
         attempt = invalid = 0
         while True:
             if self._abort is not None:
-                self._reserved -= reserved
+                self.budget.settle(reserved)
                 return
             if self.limiter.active:
                 await self.limiter.acquire(tokens)
             await self._gate.acquire(urgent=attempt + invalid > 0)
             try:
                 if self._abort is not None:
-                    self._reserved -= reserved
+                    self.budget.settle(reserved)
                     return
                 self.stats.sent += 1
                 try:
@@ -359,8 +360,8 @@ class LLM:
                     self._finish(i, key, failed, reserved, queue, answered=True)
                     return
                 # the next try is paid again: it needs a reservation of its own, within the budget
-                self._reserved -= reserved
-                reserved = self._reserve(r)
+                self.budget.settle(reserved)
+                reserved = await self._reserve(r)
                 if reserved is None:
                     self._budget_hit = True
                     self._finish(i, key, failed, 0.0, queue, answered=True)
@@ -369,7 +370,7 @@ class LLM:
                 continue
             if err.fatal or (err.unreachable and self.stats.answered == 0 and attempt >= 2):
                 self._abort = err
-                self._reserved -= reserved
+                self.budget.settle(reserved)
                 return
             if not err.retryable or attempt == s.max_retries:
                 completion = Completion(error=str(err), model=self.provider.model)
@@ -403,13 +404,14 @@ class LLM:
         self.stats.prompt_tokens += c.prompt_tokens
         self.stats.completion_tokens += c.completion_tokens
         self.stats.usd += usd
+        self.budget.settle(0.0, usd)  # paid, whether or not the reply is usable
         return problem
 
     def _finish(self, i: int, key: str, c: Completion, reserved: float, queue: asyncio.Queue,
                 answered: bool = False, price: Price | None = None) -> None:
         """Count, cache and hand on one answer. `answered`: a failed row whose call worked (a reply that broke its
         schema), which the circuit breaker, watching the API, counts as a success."""
-        self._reserved -= reserved
+        spent = 0.0
         if c.error is None:
             if self.price is not None:
                 c.cost_usd = (price or self.price).cost(c.prompt_tokens, c.completion_tokens)
@@ -421,8 +423,10 @@ class LLM:
             self.stats.prompt_tokens += c.prompt_tokens
             self.stats.completion_tokens += c.completion_tokens
             self.stats.usd += c.cost_usd
+            spent = c.cost_usd
         else:
             self.stats.failed += 1
+        self.budget.settle(reserved, spent)  # one step: a shared ledger never sees the money freed but not spent
         self._window.append(c.error is None or answered)
         self._ready.append((i, c))
         if not self._flush_scheduled:  # one cache transaction for all answers that arrive in this loop tick
@@ -447,8 +451,15 @@ class LLM:
                 self._abort = CallError(f"{w.count(False)} of the last {len(w)} calls failed; last error: "
                                         f"{last.error or 'unknown'}")
 
-    def _reserve(self, r: ChatRequest) -> float | None:
-        return self._reserve_at(r, self.price)
+    async def _reserve(self, r: ChatRequest) -> float | None:
+        """Reserve the worst-case cost of `r` (awaiting a shared ledger); None when it does not fit the budget."""
+        if self.settings.budget_usd is None or self.price is None:
+            return 0.0
+        worst = self._worst(r, self.price)
+        return worst if await self.budget.reserve(worst) else None
+
+    def _worst(self, r: ChatRequest, price: Price) -> float:
+        return price.cost(self._prompt_bound(r), r.max_tokens * r.n)
 
     def _prompt_bound(self, r: ChatRequest) -> int:
         """Prompt tokens `r` can be billed for: an upper bound, times `n` where each sample is its own call."""
@@ -459,11 +470,8 @@ class LLM:
         """Reserve the worst-case cost of `r` at `price` against the budget; None when it does not fit."""
         if self.settings.budget_usd is None or price is None:
             return 0.0
-        worst = price.cost(self._prompt_bound(r), r.max_tokens * r.n)
-        if self.stats.usd + self._reserved + worst > self.settings.budget_usd:
-            return None
-        self._reserved += worst
-        return worst
+        worst = self._worst(r, price)
+        return worst if self.budget.try_reserve(worst) else None
 
 
 def empty_reply(c: Completion) -> str | None:

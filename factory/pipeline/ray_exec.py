@@ -8,8 +8,9 @@ killed driver or a lost node computes only the shards without a marker; the answ
 from the shared response cache. The driver then writes every shard, in job order, through the store's writer
 and commits, so the version id and the rows are the local executor's. The shard directory goes once committed.
 
-What is shared across workers: the response cache (one SQLite file in WAL mode: every worker on one machine,
-or a shared filesystem for the factory home). What is not yet: `--rpm`, `--tpm` and `--budget` hold per worker.
+What is shared across workers: the response cache (one SQLite file in WAL mode under the factory home), and
+`--rpm`, `--tpm` and `--budget`, held for the whole run by one actor (`factory.pipeline.ray_limits`). A worker's
+`FactoryError` (a budget stop, a bad key) reaches the driver as itself: one line, no traceback.
 """
 
 from __future__ import annotations
@@ -46,21 +47,30 @@ class ShardWorker:
     """A Ray actor: one LLM for its lifetime, one event loop, one fresh copy of the stage per job."""
 
     def __init__(self, stage: Any, spec: str, home: str, settings: dict[str, Any], schema: dict[str, Any],
-                 directory: str):
+                 directory: str, limits: Any = None):
         import asyncio
 
         from factory.llm import load_llm
+        from factory.pipeline import ray_limits
 
         self.stage, self.schema = stage, schema
         self.directory = Path(directory)
         self.loop = asyncio.new_event_loop()
         self.llm = load_llm(spec, home=home, **settings)
+        ray_limits.share(self.llm, limits)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        done = []
+        from factory.errors import FactoryError
+
+        done, errors = [], []
         for job, blob in zip(batch["job"], batch["rows"], strict=True):
-            done.append(self.run_job(int(job), pickle.loads(blob)))
-        return {"job": done}
+            try:
+                done.append(self.run_job(int(job), pickle.loads(blob)))
+                errors.append(b"")
+            except FactoryError as exc:  # Ray would wrap it and drop the cause: handed to the driver, which raises it
+                done.append(int(job))
+                errors.append(pickle.dumps((type(exc), exc.args)))
+        return {"job": done, "error": errors}
 
     def run_job(self, job: int, rows: list[dict[str, Any]]) -> int:
         import polars as pl
@@ -91,6 +101,18 @@ class ShardWorker:
             pass
 
 
+def _user_error(blob: bytes, ray: Any, limits: Any) -> BaseException:
+    """The `FactoryError` a worker handed back; a budget stop says what all workers spent together."""
+    from factory.llm.runner import BudgetExhausted
+
+    kind, args = pickle.loads(blob)
+    if issubclass(kind, BudgetExhausted) and limits is not None:
+        spent = ray.get(limits.totals.remote())["spent"]
+        return BudgetExhausted(f"{args[0].split(':')[0]}: ${spent:.4f} spent by all workers; rerun with a higher "
+                               "--budget to continue (answered rows are not paid for again)")
+    return kind(*args)
+
+
 def _stats(llm: Any) -> dict[str, float]:
     from dataclasses import asdict
 
@@ -110,6 +132,8 @@ def run_jobs(store: Any, stage: Any, llm: Any, source: Any, out_name: str, versi
     names = [f"job-{i:06d}" for i in range(len(jobs))]
     missing = [i for i, n in enumerate(names) if not (directory / f"{n}.done").is_file()]
     if missing:
+        from factory.pipeline import ray_limits
+
         settings = {**llm.settings.model_dump(), "progress": False}
         started = not ray.is_initialized()
         if started:
@@ -118,13 +142,17 @@ def run_jobs(store: Any, stage: Any, llm: Any, source: Any, out_name: str, versi
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         try:
+            limits = ray_limits.start(ray, llm.settings)
             items = [{"job": i, "rows": pickle.dumps(jobs[i])} for i in missing]
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             args = dict(stage=stage, spec=llm.spec, home=str(store.home), settings=settings, schema=schema,
-                        directory=str(directory))
+                        directory=str(directory), limits=limits)
+            # one LLM per actor: an API client on a CPU, or a vLLM engine on the GPUs it spans
             out = ds.map_batches(ShardWorker, fn_constructor_kwargs=args, batch_size=1,
-                                 concurrency=min(workers, len(missing)), num_cpus=1)
+                                 concurrency=min(workers, len(missing)), **llm.provider.ray_resources())
             for n, row in enumerate(out.iter_rows(), 1):
+                if row["error"]:
+                    raise _user_error(row["error"], ray, limits)
                 print(f"ray: shard {row['job'] + 1}/{len(jobs)} done ({n}/{len(missing)} this run)",
                       file=sys.stderr, flush=True)
         finally:

@@ -267,7 +267,7 @@ class StubLLMServer:
             usage = (call.prompt_tokens(), sum(c.tokens for c in choices))
             return web.Response(body=payload, content_type="application/json")
         finally:
-            self._stats.end(key, status, fault, usage)
+            self._stats.end(key, status, fault, usage, (config.price_input, config.price_output))
 
     async def _batch(self, request: web.BaseRequest) -> web.StreamResponse:
         """The Files / Batch endpoints of both APIs (see `llm_stub_batch`)."""

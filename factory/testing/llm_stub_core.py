@@ -24,6 +24,7 @@ import fnmatch
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -71,6 +72,8 @@ class StubConfig:
     models: tuple[str, ...] = field(default=("stub-model",), metadata=_help("models listed by GET /v1/models"))
     batch_latency_s: float = field(default=0.2, metadata=_help("seconds before a batch is done", "--batch-latency"))
     batch_max_requests: int = field(default=100_000, metadata=_help("most requests in one batch; more: 400"))
+    price_input: float = field(default=0.0, metadata=_help("USD per 1M prompt tokens, for the `usd` spent counter"))
+    price_output: float = field(default=0.0, metadata=_help("USD per 1M completion tokens, likewise"))
 
     def __post_init__(self) -> None:
         for name in ("script", "valid_keys", "bad_keys", "missing_models", "models"):
@@ -303,6 +306,8 @@ class Stats:
             self.faults: Counter[str] = Counter()
             self.by_key: Counter[str] = Counter()
             self.ok_by_key: Counter[str] = Counter()
+            self.arrivals: list[float] = []  # time.time() of each call, for requests per second across processes
+            self.usd = 0.0
 
     def begin(self, api: str, key: str) -> int:
         """Count a call; its attempt number (1 for the first time this body is seen since the last reset)."""
@@ -312,10 +317,13 @@ class Stats:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.by_key[key] += 1
+            self.arrivals.append(time.time())
             return self.by_key[key]
 
-    def end(self, key: str, status: int | None, fault: str, usage: tuple[int, int] = (0, 0)) -> None:
-        """Record how a call ended; `status` None when the client went away before the answer."""
+    def end(self, key: str, status: int | None, fault: str, usage: tuple[int, int] = (0, 0),
+            price: tuple[float, float] = (0.0, 0.0)) -> None:
+        """Record how a call ended; `status` None when the client went away before the answer; `price` (USD per 1M
+        prompt, completion tokens) books what the answer cost."""
         with self.lock:
             self.in_flight -= 1
             if status is not None:
@@ -326,13 +334,16 @@ class Stats:
                 self.ok_by_key[key] += 1
                 self.prompt_tokens += usage[0]
                 self.completion_tokens += usage[1]
+                self.usd += (usage[0] * price[0] + usage[1] * price[1]) / 1e6
 
     def snapshot(self) -> dict[str, Any]:
         """All counters as plain JSON-able data (status codes as strings, as in `GET /_stub/stats`).
 
         `repeated` counts calls whose body had been seen before; `repeated_ok` counts bodies answered
         successfully more than once (what a resumed run must keep at 0 for rows it had finished).
-        The token totals add up the `usage` of successful (200, no fault) answers only.
+        The token totals add up the `usage` of successful (200, no fault) answers only, and `usd` what they cost at
+        the config's `price_input`/`price_output`. `per_second` counts calls by arrival, the first call's second
+        being 0; `arrivals` are their `time.time()` stamps.
         """
         with self.lock:
             return {
@@ -342,4 +353,10 @@ class Stats:
                 "repeated": sum(c - 1 for c in self.by_key.values()),
                 "repeated_ok": sum(c - 1 for c in self.ok_by_key.values()),
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "usd": self.usd, "arrivals": list(self.arrivals), "per_second": _per_second(self.arrivals),
             }  # fmt: skip
+
+
+def _per_second(stamps: list[float]) -> dict[str, int]:
+    counts: Counter[str] = Counter(str(int(t - stamps[0])) for t in stamps) if stamps else Counter()
+    return dict(counts)
