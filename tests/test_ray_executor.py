@@ -54,7 +54,8 @@ def cluster(tmp_path_factory):
         port = s.getsockname()[1]
     temp = tmp_path_factory.mktemp("ray")
     stub = StubLLMServer().start()
-    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1], "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+    key, value = mark.split("=")
+    env = {**os.environ, key: value, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "OPENAI_BASE_URL": stub.openai_base_url, "OPENAI_API_KEY": "test-key"}
     started = subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port),
                               "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
