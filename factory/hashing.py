@@ -10,9 +10,13 @@ from typing import Any
 SHORT = 12
 
 
+# One encoder, made once: `json.dumps` with options builds a new one per call, and every LLM request is hashed.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace, so equal objects hash equally."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(obj)
 
 
 def digest(obj: Any) -> str:

@@ -167,6 +167,7 @@ class BatchJob:
         if extra and self.cache is not None:
             self.cache.put_many(extra)
         if self.cache is not None:
+            await self.llm._settle(self.queue)  # the answers are stored before the batch is forgotten
             self.cache.finish_batch(bid)
         self.stats.batches_done += 1
         for chunk in self._split(again):

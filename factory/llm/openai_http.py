@@ -63,14 +63,27 @@ class OpenAIHTTP:
             return ssl.create_default_context(cafile=cafile, capath=capath)
         return True  # aiohttp's default context: the system's trust store
 
+    def _env_proxy(self) -> tuple[Any, Any]:
+        """The proxy (and its netrc auth) that HTTPS_PROXY/HTTP_PROXY/NO_PROXY give for our one URL.
+
+        Read once per session, as httpx reads them when its client is made: aiohttp's `trust_env` would look
+        them up again in a worker thread on every request: two thread hops a call."""
+        from aiohttp.helpers import get_env_proxy_for_url
+        from yarl import URL
+
+        try:
+            return get_env_proxy_for_url(URL(self.url))
+        except LookupError:
+            return None, None
+
     def _get_session(self):
         if self._session is None:
             import aiohttp
 
+            self._proxy, self._proxy_auth = (self.proxy, None) if self.proxy is not None else self._env_proxy()
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300, ssl=self._ssl()),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s), headers=self._headers(),
-                trust_env=self.proxy is None,  # proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY, like httpx
             )
         return self._session
 
@@ -81,7 +94,9 @@ class OpenAIHTTP:
         import aiohttp
 
         try:
-            async with self._get_session().post(self.url, data=json.dumps(params), proxy=self.proxy) as resp:
+            session = self._get_session()
+            async with session.post(self.url, data=json.dumps(params), proxy=self._proxy,
+                                    proxy_auth=self._proxy_auth) as resp:
                 body = await resp.read()
                 status, headers = resp.status, resp.headers
         except asyncio.TimeoutError:
