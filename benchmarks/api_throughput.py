@@ -1,8 +1,9 @@
 """Throughput of the LLM layer against a 200 ms OpenAI-compatible stub in its own process.
 
-1. For each concurrency (64, 256): 2,000 requests through raw aiohttp (the machine's ceiling), a plain
-   `AsyncOpenAI` + semaphore, and `factory.llm` (retries, the response cache, cost accounting) on its default
-   transport and on `transport: sdk`, all in the same run. `ratio_to_ideal` = (N x latency / concurrency) / wall.
+1. For each concurrency (64, 256): 2,000 requests through raw aiohttp (the machine's ceiling) and `factory.llm`
+   (retries, the response cache, cost accounting) on its default transport, `--repeats` times each, alternating
+   which goes first (medians); then a plain `AsyncOpenAI` + semaphore and `transport: sdk` once each, all in the
+   same run. `ratio_to_ideal` = (N x latency / concurrency) / wall.
 2. `factory build evol-instruct` (4 rounds, elimination, the response step; a real CLI process) against the
    same stub: its request rate against plain AsyncOpenAI's at concurrency 256 in the same run.
 3. A long run (`--big`, default 100,000 requests, concurrency 256) fault-free and with 5 % 429s
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -164,6 +166,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=100_000, help="requests of the long run; 0: skip it")
     ap.add_argument("--only-big", action="store_true", help="run only the long run")
     ap.add_argument("--evol-seeds", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=5, help="paired raw/default runs at each concurrency")
     ap.add_argument("--_big", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_conc", type=int, default=256, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -175,47 +178,69 @@ def main() -> None:
         long_run(args)
 
 
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def short_runs(args: argparse.Namespace) -> None:
-    n, lat = args.n, args.latency
+    """Raw aiohttp and the default path `--repeats` times each, alternating which goes first; medians."""
+    n, lat, reps = args.n, args.latency, args.repeats
     home = tempfile.mkdtemp(prefix="factory-bench-")
-    lines = ["| concurrency | ideal | raw aiohttp (machine ceiling) | plain AsyncOpenAI + semaphore "
-             "| factory.llm, default (`transport: http`) | factory.llm, `transport: sdk` | default / raw |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| concurrency | ideal | raw aiohttp (machine ceiling), median "
+             "| factory.llm, default (`transport: http`), median | default / raw: median (min-max) of the paired runs "
+             "| plain AsyncOpenAI + semaphore "
+             "| factory.llm, `transport: sdk` | load average (1 min) during |",
+             "|---|---|---|---|---|---|---|---|"]
+    loads = [load()]
     proc, url = start_stub_process(latency=lat)
     try:
         os.environ.update(OPENAI_BASE_URL=url + "/v1", OPENAI_API_KEY="k")
         for conc in (64, 256):
             ideal = n * lat / conc
-            t_raw = run_sync(raw_aiohttp(url + "/v1", requests(n), conc))
+            raws, defaults, seen = [], [], [load()]
+            for rep in range(reps):
+                for which in ((0, 1) if rep % 2 == 0 else (1, 0)):
+                    if which == 0:
+                        raws.append(run_sync(raw_aiohttp(url + "/v1", requests(n), conc)))
+                    else:
+                        defaults.append(ours(home, requests(n), conc)[0])
+                seen.append(load())
             t_plain = run_sync(plain_sdk(url + "/v1", requests(n), conc))
-            t_http, _ = ours(home, requests(n), conc)
             t_sdk, _ = ours(home, requests(n), conc, "sdk")
+            seen.append(load())
             plain_256 = n / t_plain
-            http, sdk = cell(n, ideal, t_plain, t_http), cell(n, ideal, t_plain, t_sdk)
+            ratios = sorted(r / d for r, d in zip(raws, defaults, strict=True))
+            t_raw, t_http = statistics.median(raws), statistics.median(defaults)
+            median = statistics.median(ratios)
             lines.append(f"| {conc} | {n / ideal:,.0f} req/s | {n / t_raw:,.0f} req/s (ratio_to_ideal "
-                         f"{ideal / t_raw:.2f}) | {n / t_plain:,.0f} req/s (ratio_to_ideal {ideal / t_plain:.2f}) "
-                         f"| {http} | {sdk} | **{t_raw / t_http:.2f}** |")
+                         f"{ideal / t_raw:.2f}) | {cell(n, ideal, t_plain, t_http)} | **{median:.2f}** "
+                         f"({ratios[0]:.2f}-{ratios[-1]:.2f}, {reps} pairs) | {n / t_plain:,.0f} req/s "
+                         f"(ratio_to_ideal {ideal / t_plain:.2f}) | {cell(n, ideal, t_plain, t_sdk)} "
+                         f"| {', '.join(seen)} |")
         t_evol, evol_reqs = evol_build(url, args.evol_seeds, 256)
         t_plain = run_sync(plain_sdk(url + "/v1", requests(n), 256))
         plain_256 = max(plain_256, n / t_plain)  # the better of two plain runs: the ratio is not flattered
+        loads.append(load())
     finally:
         stop_stub_process(proc)
     evol = (f"| `factory build evol-instruct` ({args.evol_seeds:,} seeds, 4 rounds, concurrency 256; whole CLI "
             f"process) | {evol_reqs:,} | {t_evol:.2f} s | {evol_reqs / t_evol:,.0f} req/s | "
-            f"**{evol_reqs / t_evol / plain_256:.2f}x** plain AsyncOpenAI ({plain_256:,.0f} req/s) |")
+            f"**{evol_reqs / t_evol / plain_256:.2f}x** plain AsyncOpenAI ({plain_256:,.0f} req/s) | {loads[-1]} |")
     record("LLM API throughput (benchmarks/api_throughput.py)", f"""
 {n:,} chat requests to an OpenAI-compatible stub (aiohttp + uvloop, own process) with {lat * 1000:.0f} ms latency;
-client and stub share this machine's cores, so the raw aiohttp column is the most any client gets here.
-Other engineers' test runs shared the 2 cores during this run (load average ~{os.getloadavg()[0]:.0f}), so
-absolute numbers are low and noisy; the ratios compare runs made back to back in one process. "default / raw"
-is the raw-aiohttp wall time over the default path's (1.00: as fast as the ceiling).
+client and stub share this machine's 2 cores, so the raw aiohttp column is the most any client gets here. The
+machine was shared with other engineers' work (load average {loads[0]} at the start, {loads[-1]} at the end; per
+row below), so absolute numbers are low and noisy. Raw aiohttp and the default path run {reps} times each at each
+concurrency, back to back against the same stub, alternating which goes first; "default / raw" is the median of
+the paired ratios (raw wall over default wall; 1.00: as fast as the ceiling). Plain AsyncOpenAI and
+`transport: sdk` run once each (they are 4-15x slower, so their noise does not change the picture).
 
 {chr(10).join(lines)}
 
 A multi-step scheme through the CLI, against the same stub (rows stream through the rounds: no barrier):
 
-| run | stub requests | wall | req/s | vs plain AsyncOpenAI at 256, same run |
-|---|---|---|---|---|
+| run | stub requests | wall | req/s | vs plain AsyncOpenAI at 256, same run | load average (1 min) |
+|---|---|---|---|---|---|
 {evol}
 """)
 

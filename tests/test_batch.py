@@ -168,3 +168,54 @@ def test_eval_under_batch_sends_model_and_judge_through_batches(tmp_path, stub):
     stats = server.stats()
     assert stats["batches"] >= 2 and sum(v for k, v in stats["by_api"].items() if not k.endswith("-batch")) == 0
     assert json.loads(out.read_text())["graded"] == 2
+
+
+def test_factory_run_batch_sends_each_api_stage_through_batches_and_online_reruns_skip_them(tmp_path, stub):
+    import json
+
+    from tests.test_judge_cli import ROWS as TOPICS
+    from tests.test_judge_cli import scheme_and_judge
+
+    server = stub(responder=scheme_and_judge)
+    home = make_home(tmp_path, "home")
+    seeds = write_jsonl(tmp_path / "topics.jsonl", TOPICS)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""name: batched
+vars: {{teacher: openai:stub-model}}
+stages:
+  - {{name: topics, kind: import, source: {seeds}}}
+  - {{name: answers, kind: generate, from: topics, llm: "${{teacher}}"}}
+  - {{name: judged, kind: judge, from: answers, with: "${{teacher}}", rubric: quality, keep_all: true}}
+""")
+    r = invoke(home, "run", str(recipe), "--batch")
+    assert r.exit_code == 0, r.output
+    stats = server.stats()
+    assert stats["batches"] == 2 and stats["batch_lines"] == 2 * len(TOPICS)  # one batch per LLM stage
+    assert sum(v for k, v in stats["by_api"].items() if not k.endswith("-batch")) == 0  # nothing online
+    judged = Store(home).resolve("judged").read()
+    assert judged["judge_score"].null_count() == 0 and judged.height == len(TOPICS)
+    server.reset()
+    again = invoke(home, "run", str(recipe))  # online now: the same outputs, so every stage is done already
+    assert again.exit_code == 0, again.output
+    run = json.loads((home / "runs" / "batched" / "run.json").read_text())
+    assert [s["status"] for s in run["stages"]] == ["skipped"] * 3
+    assert server.stats()["requests"] == 0
+
+
+def test_progress_counts_batches_submitted_in_progress_and_done_from_the_providers_status(tmp_path, stub):
+    from factory.llm import ChatRequest, load_llm
+    from factory.llm.batch import BatchState
+    from factory.llm.progress import batch_summary
+    from factory.llm.stats import RunStats
+
+    stats = RunStats(batch_status={"a": BatchState("in_progress", False, 40, 100), "b": BatchState("completed", True,
+                                   100, 100), "c": BatchState("validating", False, 0, 50)})
+    assert batch_summary(stats) == ("batches: 3 submitted, 2 in progress, 1 done (1 completed, 1 in_progress, "
+                                    "1 validating), 140/250 requests")
+    server = stub(batch_max_requests=2)
+    home = make_home(tmp_path, "home", max_requests=2)
+    llm = load_llm("openai:stub-model", home=home, batch=True, progress=False)
+    out = llm.generate_sync([ChatRequest(messages=[{"role": "user", "content": f"q {i}"}]) for i in range(5)])
+    assert all(c.ok for c in out) and server.stats()["batches"] == 3
+    # what the bar showed last: every batch done, with the request counts the stub reported
+    assert batch_summary(llm.stats) == "batches: 3 submitted, 0 in progress, 3 done (3 completed), 5/5 requests"

@@ -164,3 +164,41 @@ def test_strict_schema_closes_objects_and_makes_optional_fields_nullable():
     assert inner["additionalProperties"] is False and inner["required"] == ["x"]
     assert schema.validate('```json\n{"name": "a", "minutes": 1, "price": 1, "vegan": true, "tags": []}\n```')[
         "minutes"] == 1
+
+
+class Verdict(BaseModel):
+    """A judge's verdict schema: `--set response_schema=tests.test_structured:Verdict`."""
+
+    rationale: str
+    score: int
+    issues: list[str]
+
+
+def test_schemes_and_judges_take_a_schema_as_a_stage_option(tmp_path, stub):
+    home = tmp_path / "home"
+    rows = [{"id": f"t{i}", "inputs": f"Describe dish number {i}.", "targets": ""} for i in range(3)]
+    r = invoke(home, "datasets", "import", str(write_jsonl(tmp_path / "t.jsonl", rows)), "--name", "t")
+    assert r.exit_code == 0, r.output
+
+    def reply(call):
+        if "issues" in json.dumps(call["body"]):  # the judge's verdict schema
+            return json.dumps({"rationale": "fine", "score": 7, "issues": ["too short"]})
+        return json.dumps({"name": "soup", "minutes": 12, "price": 3.5, "vegan": True, "tags": ["hot"]})
+
+    server, seen = stub(responder=reply)
+    built = invoke(home, "build", "orca", "--from", "t", "--llm", "openai:stub-model", "--name", "dishes",
+                   "--set", "response_schema=tests.test_structured:Dish")
+    assert built.exit_code == 0, built.output
+    df = Store(home).resolve("dishes").read()
+    assert df["minutes"].to_list() == [12] * 3 and df.schema["vegan"] == pl.Boolean
+    assert all(b["response_format"]["json_schema"]["strict"] for b in seen)
+    seen.clear()
+    judged = invoke(home, "judge", "dishes", "--with", "openai:stub-model", "--keep-all", "--name", "judged",
+                    "--set", "response_schema=tests.test_structured:Verdict")
+    assert judged.exit_code == 0, judged.output
+    jdf = Store(home).resolve("judged").read()
+    assert jdf["judge_score"].to_list() == [7.0] * 3
+    issues = next(c for c in jdf.columns if c.endswith("issues"))
+    assert jdf[issues].to_list() == [["too short"]] * 3
+    assert seen and all(b["response_format"]["json_schema"]["schema"]["required"] == ["rationale", "score", "issues"]
+                        for b in seen)

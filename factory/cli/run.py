@@ -20,10 +20,13 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--until", metavar="STAGE", help="Stop after this stage.")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="USD",
               help="Cap on dollars for the whole run: each LLM stage gets what is left.")
+@click.option("--batch", is_flag=True,
+              help="Send every LLM stage whose models have a batch API (openai:, anthropic:) through it: half the "
+                   "price; the same outputs, so stages done online are not redone.")
 @click.option("--dry-run", is_flag=True, help="Validate; print the plan and each LLM stage's cost ceiling.")
 @pass_app
 def run(app: App, recipe: str, sets: tuple[str, ...], start: str | None, until: str | None, budget: float | None,
-        dry_run: bool) -> None:
+        batch: bool, dry_run: bool) -> None:
     """Run RECIPE (a YAML file, or the name of a shipped one: quickstart, openbezoar, spin, self-distill).
 
     Each stage is one factory command; its output is content-addressed, so a rerun skips the stages that
@@ -35,6 +38,7 @@ def run(app: App, recipe: str, sets: tuple[str, ...], start: str | None, until: 
       factory run quickstart
       factory run recipes/openbezoar.yaml --dry-run
       factory run recipes/openbezoar.yaml --set teacher=openai:gpt-4o-mini --budget 20
+      factory run recipes/openbezoar.yaml --set teacher=openai:gpt-4o-mini --batch
       factory run recipes/spin.yaml --until iter0 --set sft.n=200
     """
     from factory.cli.main import cli
@@ -43,7 +47,7 @@ def run(app: App, recipe: str, sets: tuple[str, ...], start: str | None, until: 
 
     path = recipe_path(recipe)
     spec = load_recipe(path, sets)
-    runner = Runner(cli, app.store.home, spec, budget=budget)
+    runner = Runner(cli, app.store.home, spec, budget=budget, batch=batch)
     runner.check()  # every stage's command line parses, before anything runs or is printed
     if dry_run:
         from factory.recipes.report import dry_run_plan

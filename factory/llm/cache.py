@@ -3,18 +3,15 @@
 Every successful answer is stored under its request's key (a hash of provider, model, parameters and
 messages) the moment it arrives, in SQLite in WAL mode: a committed row survives `kill -9`. A rerun
 looks keys up first and sends nothing for what is already answered. Failures are never cached, so a
-rerun retries them. A run stores its answers with `aput_many`, on a writer thread with its own connection,
-so the event loop that drives hundreds of calls never waits on the disk.
+rerun retries them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from factory.llm.types import Completion
@@ -27,9 +24,10 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = self._connect()
-        self._pool: ThreadPoolExecutor | None = None
-        self._writer: sqlite3.Connection | None = None
+        # autocommit: each answer is its own transaction, durable before the row counts as done
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against process crashes
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
                         "created REAL NOT NULL)")
         # Batches in flight (`--batch`): which batch holds which request, so a rerun polls instead of resubmitting.
@@ -37,13 +35,6 @@ class ResponseCache:
                         "batch_id TEXT NOT NULL, custom_id TEXT NOT NULL, created REAL NOT NULL, "
                         "PRIMARY KEY (batch_id, custom_id))")
         self.db.execute("CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key, spec)")
-
-    def _connect(self) -> sqlite3.Connection:
-        # autocommit: each batch of answers is its own transaction, durable before its rows count as done
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against process crashes
-        return db
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         keys = list(dict.fromkeys(keys))
@@ -57,33 +48,18 @@ class ResponseCache:
 
     def put_many(self, items: list[tuple[str, Completion]]) -> None:
         """Store answers in one transaction (failures are skipped: a rerun must retry them)."""
-        self._put(self.db, items)
-
-    async def aput_many(self, items: list[tuple[str, Completion]]) -> None:
-        """`put_many` on the writer thread; returns once the answers are committed. Writes keep their order."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="factory-llm-cache")
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._put_on_writer, items)
-
-    def _put_on_writer(self, items: list[tuple[str, Completion]]) -> None:
-        if self._writer is None:
-            self._writer = self._connect()  # a connection of the writer's own: never inside another's transaction
-        self._put(self._writer, items)
-
-    @staticmethod
-    def _put(db: sqlite3.Connection, items: list[tuple[str, Completion]]) -> None:
         now = time.time()
         rows = [(key, json.dumps({k: getattr(c, k) for k in _FIELDS}, ensure_ascii=False), now)
                 for key, c in items if c.error is None]
         if not rows:
             return
-        db.execute("BEGIN")
+        self.db.execute("BEGIN")
         try:
-            db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
         except BaseException:
-            db.execute("ROLLBACK")
+            self.db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        self.db.execute("COMMIT")
 
     def record_batch(self, batch_id: str, spec: str, members: dict[str, str]) -> None:
         """Remember that batch `batch_id` of `spec` holds these requests (`custom_id -> key`), durably."""
@@ -126,10 +102,4 @@ class ResponseCache:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
         self.db.close()

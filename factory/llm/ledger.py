@@ -5,8 +5,8 @@ Part of `LLM` (factory.llm.runner), shared by every producer (remote calls, batc
 * the budget: each call reserves its worst-case cost before it is sent and is settled at its reported usage;
 * validation: an empty reply or one that breaks the request's schema is paid for but unusable;
 * `_finish` counts an answer, queues it for the cache and for the caller; `_flush` stores the answers of one
-  event-loop tick in one transaction on the cache's writer thread, and hands them on only once committed,
-  so a row the caller sees survives `kill -9`;
+  event-loop tick in one transaction and hands them on only once committed, so a row the caller sees
+  survives `kill -9`;
 * the circuit breaker: a window of mostly failing calls stops the run.
 """
 
@@ -46,8 +46,7 @@ class Ledger:
         self._window_failures = 0  # kept as a count: the breaker is checked after every answer
         self._unsaved: list[tuple[str, Completion]] = []
         self._ready: list[tuple[int, Completion]] = []
-        self._flush_scheduled = False
-        self._writing: asyncio.Task | None = None
+        self._timer: asyncio.Handle | None = None
 
     # -- budget ------------------------------------------------------------------------------------
     async def _reserve(self, r: ChatRequest) -> float | None:
@@ -118,44 +117,25 @@ class Ledger:
         self.budget.settle(reserved, spent)  # one step: a shared ledger never sees the money freed but not spent
         self._record_call(c.error is None or answered, c)
         self._ready.append((i, c))
-        if not self._flush_scheduled:  # one cache transaction for all answers that arrive in this loop tick
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush, queue)
+        if self._timer is None:  # one cache transaction for all answers that arrive in this loop tick
+            self._timer = asyncio.get_running_loop().call_soon(self._flush, queue)
 
     def _flush(self, queue: asyncio.Queue) -> None:
-        """Store the answers of this tick, then hand them on: a row counts as done only once it is durable.
-        While a write is in flight, later answers wait for it and go together in the next one."""
-        self._flush_scheduled = False
-        if self._writing is not None:
-            return  # the write in flight flushes again when it is done
-        if not self._unsaved:
-            for item in self._ready:
-                queue.put_nowait(item)
-            self._ready = []
-            return
-        unsaved, ready = self._unsaved, self._ready
-        self._unsaved, self._ready = [], []
-        self._writing = asyncio.ensure_future(self._store(unsaved, ready, queue))
-
-    async def _store(self, unsaved: list[tuple[str, Completion]], ready: list[tuple[int, Completion]],
-                     queue: asyncio.Queue) -> None:
-        try:
-            await self.cache.aput_many(unsaved)
-        except Exception as exc:  # a full disk, a locked database: stop; what is not stored is not done
-            self._writing = None
-            if self._abort is None:
-                self._abort = exc
-            return
-        self._writing = None
-        for item in ready:
+        """Store the answers of this tick in one transaction, then hand them on: a row counts as done only once it
+        is durable, so at a `kill -9` only the calls in flight are lost."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._unsaved:
+            self.cache.put_many(self._unsaved)
+            self._unsaved = []
+        for item in self._ready:
             queue.put_nowait(item)
-        self._flush(queue)
+        self._ready = []
 
     async def _settle(self, queue: asyncio.Queue) -> None:
-        """Flush, and wait until every answer so far is stored and handed on."""
+        """Every answer so far stored and handed on (before a producer ends, before a batch is forgotten)."""
         self._flush(queue)
-        while self._writing is not None:
-            await self._writing
 
     # -- the circuit breaker -------------------------------------------------------------------------
     def _record_call(self, worked: bool, last: Completion) -> None:

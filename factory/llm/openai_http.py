@@ -21,12 +21,22 @@ for a server or feature this transport does not cover; the batch API always goes
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from typing import Any
 
 from factory.llm.provider import CallError, error_for_status
 from factory.secrets import register_secret
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(cafile: str | None, capath: str | None) -> Any:
+    """One context per CA bundle and process: loading a system bundle takes a tenth of a second of CPU, too much
+    to pay for every `LLM` a pipeline makes."""
+    import ssl
+
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 class OpenAIHTTP:
@@ -55,12 +65,10 @@ class OpenAIHTTP:
         """The TLS context: verification on, with the CA bundle from the option or the environment."""
         if not self.verify_ssl:
             return False
-        import ssl
-
         cafile = self.ca_bundle or os.environ.get("SSL_CERT_FILE") or None
         capath = os.environ.get("SSL_CERT_DIR") or None
         if cafile or capath:
-            return ssl.create_default_context(cafile=cafile, capath=capath)
+            return _tls_context(cafile, capath)
         return True  # aiohttp's default context: the system's trust store
 
     def _env_proxy(self) -> tuple[Any, Any]:

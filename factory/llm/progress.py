@@ -56,11 +56,14 @@ class Progress:
 
 
 def batch_summary(stats: Any) -> str:
-    """`batches: 3 (1 validating, 1 in_progress, 1 completed), 1,200/3,000 requests`."""
+    """`batches: 3 submitted, 1 in progress, 2 done (1 in_progress, 2 completed), 1,200/3,000 requests`: the
+    run's batches (resumed ones too), by the provider's own status, and its request counts."""
     states = list(stats.batch_status.values())
     by: dict[str, int] = {}
     for st in states:
         by[st.status] = by.get(st.status, 0) + 1
     detail = ", ".join(f"{n} {status}" for status, n in sorted(by.items()))
+    done = sum(st.done for st in states)
     finished, total = sum(st.finished for st in states), sum(st.total for st in states)
-    return f"batches: {len(states)} ({detail}), {finished:,}/{total:,} requests"
+    return (f"batches: {len(states)} submitted, {len(states) - done} in progress, {done} done ({detail}), "
+            f"{finished:,}/{total:,} requests")

@@ -25,7 +25,9 @@ from factory.recipes.kinds import ARG, Kind, check_args, command_for, kind_of, o
 from factory.recipes.spec import Recipe, StageSpec, substitute
 
 # Options that change how a stage runs, not what it makes: left out of its fingerprint.
-RUN_ONLY = {"budget", "concurrency", "rpm", "tpm", "max_retries", "timeout", "no_cache", "resume", "overwrite"}
+# `batch` among them: a batch run asks the same requests and makes the same version as an online one.
+RUN_ONLY = {"budget", "concurrency", "rpm", "tpm", "max_retries", "timeout", "no_cache", "resume", "overwrite",
+            "batch"}
 
 
 @dataclass
@@ -56,11 +58,13 @@ class Prepared:
     args: list[str]
     fingerprint: str
     options: dict[str, Any]
+    resolved: dict[str, Any] = field(default_factory=dict)  # the options with variables filled in
 
 
 class Runner:
-    def __init__(self, root: click.Group, home: Path, recipe: Recipe, budget: float | None = None):
-        self.root, self.home, self.recipe, self.budget = root, Path(home), recipe, budget
+    def __init__(self, root: click.Group, home: Path, recipe: Recipe, budget: float | None = None,
+                 batch: bool = False):
+        self.root, self.home, self.recipe, self.budget, self.batch = root, Path(home), recipe, budget, batch
         self.dir = self.home / "runs" / recipe.name
         self.state_file = self.dir / "state.json"
         self.state: dict[str, dict[str, Any]] = self._read_state()
@@ -95,11 +99,12 @@ class Runner:
             options["name"] = stage.name
         if kind.out_option and kind.out_option in names and kind.out_option not in options:
             options[kind.out_option] = str(self.dir / stage.name)
-        args = to_args(cmd, substitute(options, lookup), stage.name, kind)
+        resolved = substitute(options, lookup)
+        args = to_args(cmd, resolved, stage.name, kind)
         fingerprint = short_digest({"kind": stage.kind, "path": path,
                                     "options": substitute({k: v for k, v in options.items() if k not in RUN_ONLY},
                                                           ids)})
-        return Prepared(stage, kind, path, cmd, args, fingerprint, options)
+        return Prepared(stage, kind, path, cmd, args, fingerprint, options, resolved)
 
     def check(self) -> None:
         """Every stage's command line parses, before anything runs."""
@@ -148,6 +153,20 @@ class Runner:
         self._write_run_json(outcomes)
         return outcomes
 
+    def _batchable(self, p: Prepared) -> bool:
+        """`factory run --batch` batches a stage whose paid LLMs (`Kind.llm_keys`: build's `llm`, judge's `with`,
+        eval's `judge`; eval's model under test answers in-process when local) all have a batch API."""
+        from factory.llm import has_batch_api
+
+        def api(spec: Any) -> bool:
+            try:
+                return isinstance(spec, str) and has_batch_api(spec, self.home)
+            except FactoryError:
+                return False  # a checkpoint folder, not a provider spec
+
+        specs = [p.resolved[key] for key in p.kind.llm_keys if p.resolved.get(key) is not None]
+        return bool(specs) and all(api(spec) for spec in specs)
+
     def _run_one(self, p: Prepared, i: int, total: int, budget_left: float | None) -> Outcome:
         args = list(p.args)
         cmd_names = option_names(p.cmd)
@@ -156,6 +175,8 @@ class Runner:
                 return Outcome(p.stage.name, p.stage.kind, "failed", fingerprint=p.fingerprint,
                                error=f"the run's --budget ${self.budget:g} is spent")
             args += ["--budget", f"{budget_left:.6f}"]
+        if self.batch and "batch" in cmd_names and "batch" not in p.options and self._batchable(p):
+            args.append("--batch")
         out = p.options.get(p.kind.out_option) if p.kind.out_option else None
         if out is not None:
             args += self._resume_flags(Path(out), cmd_names, p.options)
