@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from factory.errors import BadInput
+from factory.fsutil import finish_swap
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -127,6 +128,8 @@ class CheckpointRecord(BaseModel):
     def read(cls, directory: str | Path) -> CheckpointRecord:
         """The record of `directory`; BadInput, naming the file, when it is missing, not JSON or not a checkpoint."""
         path = Path(directory) / FACTORY_JSON
+        if not path.parent.exists():
+            finish_swap(path.parent.absolute())  # a --overwrite killed between its renames: finish it first
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -146,6 +149,8 @@ class CheckpointRecord(BaseModel):
     @classmethod
     def find(cls, directory: str | Path) -> CheckpointRecord | None:
         """The record of `directory`, or None when it has no `factory.json`."""
+        if not Path(directory).exists():
+            finish_swap(Path(directory).absolute())
         return cls.read(directory) if (Path(directory) / FACTORY_JSON).is_file() else None
 
     def document(self) -> dict[str, Any]:

@@ -13,7 +13,9 @@ the reliability statistics that go into the manifest.
         inputs = {"instruction": "str", "response": "str"}
         system_template, user_template = "quality_system.jinja", "quality_user.jinja"
 
-Rows whose judge call failed or whose reply does not parse are counted as failed, never given a default
+Rows with nothing to judge (an empty instruction or response) are never sent and are counted `skipped`: left
+out, or under `keep_all` kept with `judge_error` saying so. Rows whose judge call failed or whose reply does
+not parse are counted as failed, never given a default
 score and never kept by a filter: with `min_score` they are left out of the output, with `keep_all` they are
 kept with `judge_error`. A reply that does not parse is taken out of the response cache, so a rerun asks
 the judge again for exactly those rows. A judge failing on most rows stops the run early with the reason.
@@ -136,6 +138,15 @@ class Judge(Stage):
         empty = [c for c in self.inputs if row.get(c) is None or (isinstance(row.get(c), str) and not row[c].strip())]
         return f"nothing to judge: {', '.join(empty)} is empty" if empty else None
 
+    def blank(self, row: dict[str, Any]) -> str | None:
+        return self.missing(row)  # nothing to judge: not sent, counted `skipped`
+
+    def sendable(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Blank rows are counted `skipped`; with `keep_all` they still go to `process`, which keeps them, unsent,
+        with `judge_error` (every row of the input is in the output)."""
+        keep = super().sendable(rows)
+        return rows if self.config.keep_all else keep
+
     def prompts(self, row: dict[str, Any], structured: bool) -> list[tuple[str, str]]:
         """(system, user) of each request a row needs: one, or one per order for pairwise judges."""
         values = {**self.values(row), "structured": structured, "logprobs": self.scoring == "logprobs"}
@@ -253,10 +264,12 @@ class Judge(Stage):
         requests: list[ChatRequest] = []
         answers: dict[int, list[Completion | None]] = {}
         asked: dict[int, list[ChatRequest]] = {}
+        blank: set[int] = set()
         for i, row in enumerate(rows):
             reason = self.missing(row)
-            if reason is not None:
+            if reason is not None:  # never sent; kept (with the reason) only under keep_all, counted `skipped`
                 results[i] = self._row(row, judge_error=reason)
+                blank.add(i)
                 continue
             row_requests = self.requests(row, self.structured)
             answers[i] = [None] * len(row_requests)
@@ -274,7 +287,7 @@ class Judge(Stage):
                         if results[i]["judge_error"] is not None:
                             llm.forget(asked[i])  # an answer that gave no verdict is no answer: ask again next run
                         self._watch(results[i])
-        return self._filter([r for r in results if r is not None])
+        return self._filter(results, blank)
 
     def _row(self, row: dict[str, Any], **values: Any) -> dict[str, Any]:
         """An output row: every output column present (the batch's first row fixes the columns)."""
@@ -333,11 +346,16 @@ class Judge(Stage):
                 f"stopped: the judge failed on {sum(w)} of the last {len(w)} rows (last: {error or 'ok'}); the "
                 "verdicts it gave are cached, so fix the rubric or pick another judge with --with and rerun")
 
-    def _filter(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _filter(self, results: list[dict[str, Any] | None], blank: set[int]) -> list[dict[str, Any]]:
         out = []
         threshold = None if self.config.keep_all else self.config.min_score
-        for r in results:
-            if r["judge_error"] is not None:
+        for i, r in enumerate(results):
+            if r is None:  # no answer arrived (the run stopped): not a row of this version
+                continue
+            if i in blank:
+                if self.config.keep_all:
+                    out.append(r)
+            elif r["judge_error"] is not None:
                 self.counters["failed"] += 1  # never kept: a filter must not pass what it could not judge
                 if self.config.keep_all:
                     out.append(r)

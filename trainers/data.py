@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput
-from factory.store.sources import require_columns
+from factory.store.sources import require_columns, require_types
 
 if TYPE_CHECKING:
     from factory.store import DatasetVersion
@@ -57,6 +57,8 @@ def check_columns(fmt: Format, versions: list[DatasetVersion]) -> None:
         columns = list(v.manifest.columns)
         require_columns(columns, list(fmt.columns), f"dataset {v.ref} ({fmt.method.upper()})",
                         hint=conversion_hint(fmt, v.ref, columns))
+        kind = "list[message]" if fmt.messages_only else "str|list[message]"
+        require_types(v.scan().collect_schema(), dict.fromkeys(fmt.columns, kind), f"dataset {v.ref}")
 
 
 def load_training_data(fmt: Format, versions: list[DatasetVersion]) -> Any:

@@ -5,6 +5,10 @@ end, so a crash or a bad input never touches what `DIR` held, and `--resume` fin
 checkpoint. `DIR` that is not empty is refused unless `--overwrite`; a partial run is refused unless
 `--resume` (continue it) or `--overwrite` (start over). `run.json` in the partial directory records what is
 being trained, so `--resume` refuses a partial run of another model, dataset or method.
+
+With `--overwrite` the finished run replaces `DIR` through `factory.fsutil.swap_dir`: a kill between its two
+renames leaves the old checkpoint aside and a journal, and the next run on `DIR` (or anything reading its
+`factory.json`) puts the new checkpoint in place instead of starting over or deleting either one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from factory.errors import BadInput
+from factory.fsutil import finish_swap, swap_dir
 
 RUN_JSON = "run.json"
 
@@ -29,6 +34,7 @@ class OutDir:
         """Refuse, before anything is loaded or written, what would lose data or cannot resume."""
         if self.overwrite and self.resume:
             raise BadInput("--overwrite and --resume exclude each other")
+        finish_swap(self.out)  # an earlier --overwrite killed between its renames: its new checkpoint goes in first
         if self.out.exists() and not self.out.is_dir():
             raise BadInput(f"--out {self.out} is a file, not a directory")
         if self.resume:
@@ -58,13 +64,10 @@ class OutDir:
     def commit(self) -> Path:
         """Swap the finished run into `--out`; the old contents go only once the new ones are in place."""
         (self.partial / RUN_JSON).unlink(missing_ok=True)
-        old = None
         if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.rename(self.out, old)
-        os.rename(self.partial, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            swap_dir(self.partial, self.out)
+        else:
+            os.rename(self.partial, self.out)
         return self.out
 
     def _run_identity(self) -> str | None:

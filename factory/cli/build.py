@@ -7,7 +7,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, cost_line, llm_run_options, run_settings
-from factory.cli._outcome import allow_empty_option, warn
+from factory.cli._outcome import allow_empty_option, skipped, warn
 from factory.cli.main import App
 from factory.schemes.base import SchemeConfig
 
@@ -57,11 +57,12 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     source = _seeds(store, from_ref)
     require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), f"seed data {source.ref}")
+    stage.check_types(source.scan().collect_schema(), source.ref)
     out_name = check_name(out_name or cls.name)
     scale = executor_settings(kw)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
-        jobs = sum(len(batch) for batch in stage.jobs(source, None, 512, n))
+        jobs = sum(1 for batch in stage.jobs(source, None, 512, n) for row in batch if stage.blank(row) is None)
         calls, tokens = stage.budget_per_job()
         price = llm.price
         usd = "unknown (no price for this model)" if price is None else \
@@ -79,7 +80,8 @@ def build(app: App, scheme: str, from_ref: str, llm_spec: str, n: int | None, ou
     else:
         c = m.counters
         click.echo(f"built {m.ref()}: {c.get('kept', 0)} rows ({c.get('failed', 0)} failed, "
-                   f"{c.get('dropped', 0)} dropped), {m.cost.requests} requests, ${m.cost.usd:.4f}", err=True)
+                   f"{c.get('dropped', 0)} dropped{skipped(c)}), {m.cost.requests} requests, ${m.cost.usd:.4f}",
+                   err=True)
     warn(result)
     click.echo(m.ref())
 

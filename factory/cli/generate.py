@@ -7,7 +7,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
-from factory.cli._outcome import allow_empty_option, warn
+from factory.cli._outcome import allow_empty_option, skipped, warn
 from factory.cli.main import App
 from factory.pipeline.respond import RespondConfig
 
@@ -51,10 +51,11 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
     stage = Respond(build_config(RespondConfig, **take(RespondConfig, kw)))
     require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), source.ref)
+    stage.check_types(source.scan().collect_schema(), source.ref)
     scale = executor_settings(kw)
     llm = load_llm(llm_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
-        print_estimate(llm, [stage.request(r) for r in preview_rows(source, limit)])
+        print_estimate(llm, [stage.request(r) for r in preview_rows(source, limit) if stage.blank(r) is None])
         return
     result = run_stage(store, stage, llm, source, out_name, limit=limit,
                        allow_empty=kw.pop("allow_empty"), **scale)
@@ -63,7 +64,7 @@ def generate(app: App, ref: str, llm_spec: str, out_name: str | None, limit: int
         click.echo(f"unchanged: {m.ref()} already holds these answers", err=True)
     else:
         c = m.counters
-        click.echo(f"stored {m.ref()}: {c.get('kept', 0)} rows, {c.get('failed', 0)} failed, "
+        click.echo(f"stored {m.ref()}: {c.get('kept', 0)} rows, {c.get('failed', 0)} failed{skipped(c)}, "
                    f"{m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, ${m.cost.usd:.4f}", err=True)
         if c.get("failed"):
             click.echo("rerun the same command to retry the failed rows", err=True)

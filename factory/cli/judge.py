@@ -9,7 +9,7 @@ import click
 from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import given, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
-from factory.cli._outcome import allow_empty_option, warn
+from factory.cli._outcome import allow_empty_option, skipped, warn
 from factory.cli.main import App
 from factory.judges.rubric import JudgeConfig
 
@@ -67,6 +67,7 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
     stage = JUDGES.get(rubric)(config)
     require_rows(source)  # "X has no rows", not "X lacks columns"
     stage.check_inputs(list(source.manifest.columns), source.ref)
+    stage.check_types(source.scan().collect_schema(), source.ref)
     scale = executor_settings(kw)
     llm = load_llm(judge_spec, home=store.home, **run_settings(kw, app.verbosity))
     if dry_run:
@@ -82,7 +83,8 @@ def judge(app: App, ref: str, judge_spec: str, rubric: str, out_name: str | None
     else:
         c = m.counters
         click.echo(f"stored {m.ref()}: kept {c.get('kept', 0)}, dropped {c.get('dropped', 0)}, "
-                   f"failed {c.get('failed', 0)}; {m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, "
+                   f"failed {c.get('failed', 0)}{skipped(c)}; "
+                   f"{m.cost.prompt_tokens + m.cost.completion_tokens:,} tokens, "
                    f"${m.cost.usd:.4f}", err=True)
     click.echo(summary(getattr(m, "judge", None) or {}), err=True)
     warn(result)

@@ -41,6 +41,7 @@ class MTBenchAnswer(Stage):
     name = "mt-bench-answer"
     version = "1"
     inputs = {"category": "str", "turns": "list[str]"}
+    prompt_columns = ("turns",)
     outputs = {"answers": "list[str]", "messages": "list[message]", "model": "str", "error": "str"}
     Config = AnswerConfig
     config: AnswerConfig

@@ -34,9 +34,16 @@ def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[s
     from factory.llm.runner import LLM, RunSettings
     from factory.llm.spec import home_config, parse_spec, provider_class
 
+    from pydantic import ValidationError
+
+    from factory.config import validation_message
+
     home_path = Path(home).absolute() if home else None
     config = home_config(home_path)
-    run = RunSettings(**settings)
+    try:
+        run = RunSettings(**settings)
+    except ValidationError as exc:  # `--budget nan` passes click's range check; the model's own does not
+        raise BadInput(validation_message(exc, "run settings", RunSettings)) from None
     name, model = parse_spec(spec, config.aliases)
     options = {**config.providers.get(name, {}), **(provider_options or {})}
     options.setdefault("concurrency", run.concurrency)

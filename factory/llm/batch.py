@@ -178,7 +178,7 @@ class BatchJob:
         first, *rest = group.indices
         self.llm._finish(first, key, c, group.reserved, self.queue, price=self.price)
         for i in rest:  # the same request twice in a run: one line in the batch, one answer for both rows
-            self.stats.cached += 1
+            self.stats.shared += 1
             self.llm._ready.append((i, c))
 
     def _fail(self, key: str, error: str, c: Completion | None = None) -> None:

@@ -7,6 +7,9 @@ loses nothing: the rerun pays only for what is missing. A run whose rows partly 
 failures kept (an `error` column, counted); rerunning the same command retries just those rows and
 replaces that version. What `stage.manifest_extra()` returns goes into the manifest.
 
+Rows with nothing to send (a null or blank instruction: `stage.blank`) are left out before `process`, never
+sent, and counted `skipped`.
+
 A whole-table stage (`stage.whole_table`: dedup, filters) gets the input as one DataFrame in
 `process_table` and calls no model; its counters are `kept` plus its own, and its version is named by its
 config alone (no `limit` unless one is given), as these stages always were.
@@ -59,6 +62,7 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
     asked = max_rows or (source.manifest.rows if limit is None else min(limit, source.manifest.rows))
     stage.bind(list(source.manifest.columns))
     stage.check_inputs(list(source.manifest.columns), f"{source.ref}")
+    stage.check_types(source.scan().collect_schema(), source.ref)
     config = stage.recipe()
     if not stage.whole_table or limit is not None:
         config["limit"] = limit
@@ -90,7 +94,8 @@ def run_stage(store: Store, stage: Stage, llm: Any, source: DatasetVersion, out_
         counts = {"kept": 0, "dropped": 0, "failed": 0}
         try:
             for rows in stage.jobs(source, limit, size, max_rows):
-                out = await stage.process(rows, llm)
+                rows = stage.sendable(rows) if llm is not None else rows
+                out = await stage.process(rows, llm) if rows else []
                 if max_rows is not None:
                     out = out[: max_rows - counts["kept"]]
                 if out:

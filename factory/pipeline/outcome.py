@@ -56,6 +56,9 @@ def check_outcome(stage: Any, counts: dict[str, Any], good: int, asked: int, fir
         return None
     why = reason(counts, first_error)
     hint = stage.loss_hint(counts)
+    if counts.get("skipped", 0) * 2 >= asked:
+        hint = ("Rows whose prompt is empty are skipped, never sent: check the input's text column "
+                "(`factory datasets show`), or import another one with --map.")
     if good == 0:
         message = f"{stage.name} produced no usable rows from {asked} asked for: {why}. {hint}"
         if not allow_empty:

@@ -77,7 +77,8 @@ class ShardWorker:
 
         stage = copy.deepcopy(self.stage)
         before = _stats(self.llm)
-        out = self.loop.run_until_complete(stage.process(rows, self.llm))
+        rows = stage.sendable(rows)  # blank rows are never sent: counted `skipped` on this copy, merged later
+        out = self.loop.run_until_complete(stage.process(rows, self.llm)) if rows else []
         after = _stats(self.llm)
         name = f"job-{job:06d}"
         if out:

@@ -37,6 +37,7 @@ class Respond(Stage):
     name = "respond"
     version = "1"
     outputs = {"response": "str", "messages": "list[message]", "model": "str", "error": "str"}
+    reads = {"instruction": "str", "input": "str", "context": "str", "system": "str", "messages": "list[message]"}
     Config = RespondConfig
 
     def __init__(self, config: RespondConfig | None = None):
@@ -55,9 +56,14 @@ class Respond(Stage):
             raise BadInput(f"{what} needs an `instruction` or `messages` column (has: {', '.join(columns)}); "
                            "rename one with `factory datasets import ... --map instruction=COLUMN`")
 
+    def blank(self, row: dict[str, Any]) -> str | None:
+        if any(m["role"] == "user" and (m.get("content") or "").strip() for m in self.prompt(row)):
+            return None
+        return "instruction is empty" if "messages" not in row else "no user turn to answer"
+
     @staticmethod
     def prompt(row: dict[str, Any]) -> list[dict[str, str]]:
-        if row.get("instruction"):
+        if (row.get("instruction") or "").strip():
             return [{"role": "user", "content": user_turn(row)}]
         turns = [m for m in row.get("messages") or [] if m["role"] != "system"]
         while turns and turns[-1]["role"] == "assistant":  # answer the last user turn afresh

@@ -25,6 +25,9 @@ A stage that needs the whole table at once (dedup compares every row with every 
         def process_table(self, df):          # the input's rows -> the output's rows (a polars DataFrame)
             ...
 
+A row with nothing to ask the model about (a null or blank `instruction`, or whatever `prompt_columns` names)
+is not sent: the executor leaves it out before `process` and counts it `skipped` (`blank` says why).
+
 Prompt templates live in a `prompts/` directory beside the stage's module (Jinja, rendered with
 `self.render("name.jinja", **values)`); their text is part of the version id, so editing a prompt makes
 a new version.
@@ -42,7 +45,7 @@ from typing import Any, ClassVar
 from factory.config import StrictModel
 from factory.records import Paper
 from factory.store.manifest import StageInfo
-from factory.store.sources import require_columns
+from factory.store.sources import require_columns, require_types
 
 TEMPLATE_SUFFIXES = (".jinja", ".txt", ".md")
 
@@ -74,6 +77,10 @@ class Stage:
     whole_table: ClassVar[bool] = False
     # Can a small local model (the embedded 135M) do this step, and how: "yes: ...", "poorly: ..." or "no: ..."
     small_model: ClassVar[str] = ""
+    # The inputs a request is made of: a row where one is null or blank is skipped (None: every `str` input).
+    prompt_columns: ClassVar[tuple[str, ...] | None] = None
+    # Columns read when present, besides `inputs` (name -> type): their types are checked like the inputs'.
+    reads: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: StrictModel | None = None):
         self.config = config if config is not None else self.Config()
@@ -95,6 +102,21 @@ class Stage:
 
     def bind(self, columns: list[str]) -> None:
         """Settle config defaults that depend on the input's columns, before the version is named."""
+
+    def blank(self, row: dict[str, Any]) -> str | None:
+        """Why `row` has nothing to send to the model (e.g. "instruction is empty"), or None."""
+        columns = self.prompt_columns
+        if columns is None:
+            columns = tuple(c for c, t in self.inputs.items() if t == "str")
+        empty = [c for c in columns if is_blank(row.get(c))]
+        return f"{', '.join(empty)} is empty" if empty else None
+
+    def sendable(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows worth a request; the others are left out and counted `skipped` (never sent, never paid)."""
+        keep = [r for r in rows if self.blank(r) is None]
+        if len(keep) < len(rows):
+            self.counters["skipped"] += len(rows) - len(keep)
+        return keep
 
     async def process(self, rows: list[dict[str, Any]], llm: Any) -> list[dict[str, Any]]:
         """Turn a batch of input rows into output rows; a row whose LLM call failed keeps an `error`."""
@@ -150,6 +172,13 @@ class Stage:
         require_columns(columns, list(cls.inputs), what)
 
     @classmethod
+    def check_types(cls, schema: Any, what: str) -> None:
+        """A column this stage reads as text or messages that holds something else (an int, a list where text is
+        expected) is a one-line error naming it: `schema` is the input's polars schema."""
+        wanted = {**cls.reads, **getattr(cls, "optional_inputs", {}), **cls.inputs}
+        require_types(schema, wanted, what)
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """What `factory schemes inspect` / `factory judges inspect` print."""
         fields = {
@@ -163,6 +192,17 @@ class Stage:
                 "summary": (inspect.getdoc(cls) or "").split("\n\n")[0],
                 "inputs": dict(cls.inputs), "outputs": dict(cls.outputs), "config": fields,
                 "prompts": sorted(cls.prompt_templates()), "small_model": cls.small_model}
+
+
+def is_blank(value: Any) -> bool:
+    """Null, a string of whitespace, or an empty list: nothing to ask a model about."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple):
+        return not value or all(is_blank(v) for v in value)
+    return False
 
 
 def structured_schema(spec: str | None, reserved: tuple[str, ...] = ()):

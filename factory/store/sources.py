@@ -222,6 +222,42 @@ def parse_map(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     return mapping
 
 
+def _holds(dtype: Any, kind: str) -> bool:
+    """Whether a polars dtype holds what a stage type name says (an all-null column holds anything)."""
+    import polars as pl
+
+    if dtype == pl.Null:
+        return True
+    if kind == "str":
+        return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    if kind in ("list[str]", "list[message]"):
+        if not isinstance(dtype, pl.List | pl.Array):
+            return False
+        inner = dtype.inner
+        if inner == pl.Null:
+            return True
+        if kind == "list[str]":
+            return inner == pl.String
+        return isinstance(inner, pl.Struct) and {f.name: f.dtype for f in inner.fields}.get("role") == pl.String \
+            and {f.name: f.dtype for f in inner.fields}.get("content") in (pl.String, pl.Null)
+    return True  # numbers, json: read as they come
+
+
+_KINDS = {"str": "text", "list[str]": "a list of texts", "list[message]": "a list of {role, content} messages"}
+
+
+def require_types(schema: Any, wanted: dict[str, str], what: str) -> None:
+    """Every column of `wanted` (name -> "str", "list[str]", "list[message]", or "str|list[message]") that `schema`
+    has holds that type; the first that does not is a one-line error naming it, before anything runs."""
+    for name, kind in wanted.items():
+        dtype = schema.get(name)
+        if dtype is None or any(_holds(dtype, k) for k in kind.split("|")):
+            continue
+        expected = " or ".join(_KINDS.get(k, k) for k in kind.split("|"))
+        raise BadInput(f"{what}: column {name!r} holds {dtype}, not {expected}; convert it, or import another "
+                       f"column under this name (`factory datasets import ... --map {name}=COLUMN`)")
+
+
 def require_columns(columns: list[str], needed: list[str], what: str, hint: str = "") -> None:
     missing = [c for c in needed if c not in columns]
     if missing:

@@ -8,7 +8,10 @@ Layout under the factory home:
     datasets/<name>/latest                 the newest version id of <name>
 
 Versions are immutable. They are written to a hidden temp directory and renamed into place, manifest
-last, so a reader never sees half a version and a crash leaves every earlier version intact.
+last, so a reader never sees half a version and a crash leaves every earlier version intact. What killed
+writers leave behind is dealt with by the next write (`Store.sweep`): a replacing commit cut between its two
+renames is finished (the new version goes into place; the old one back if the new one is gone), temp
+directories of dead processes are removed, and so are versions half deleted by `datasets rm`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import BadInput, FactoryError
-from factory.fsutil import atomic_write
+from factory.fsutil import atomic_write, finish_swap, pid_alive
 from factory.store.manifest import MANIFEST, Manifest
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,7 @@ class Store:
         d = self.datasets_dir / check_name(name)
         if not d.is_dir():
             return []
+        self._recover(d)
         found = [self._load_or_warn(p) for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted((v for v in found if v), key=lambda v: (v.manifest.created, v.version))
 
@@ -160,6 +164,7 @@ class Store:
 
     def latest(self, name: str) -> DatasetVersion | None:
         pointer = self.datasets_dir / check_name(name) / "latest"
+        self._recover(pointer.parent)
         if pointer.is_file():
             v = self._load_or_warn(self.datasets_dir / name / pointer.read_text().strip())
             if v:
@@ -168,7 +173,10 @@ class Store:
         return versions[-1] if versions else None
 
     def get(self, name: str, version: str) -> DatasetVersion | None:
-        return self._load(self.datasets_dir / check_name(name) / version)
+        path = self.datasets_dir / check_name(name) / version
+        if not path.is_dir():
+            finish_swap(path)  # a replacing commit killed between its renames: finish it before answering
+        return self._load(path)
 
     def resolve(self, ref: str) -> DatasetVersion:
         """`NAME` (latest), `NAME@VERSION` (a unique prefix is enough) or a path to a version directory."""
@@ -222,7 +230,38 @@ class Store:
         return VersionWriter(self, check_name(name), **kwargs)
 
     def set_latest(self, name: str, version: str) -> None:
+        self.sweep()
         atomic_write(self.datasets_dir / name / "latest", version + "\n")
+
+    @staticmethod
+    def _recover(directory: Path) -> None:
+        """Finish the replacing commits in a dataset's directory whose writer died between its two renames."""
+        if directory.is_dir():
+            for journal in directory.glob(".*.swap"):
+                finish_swap(directory / journal.name[1:-len(".swap")])
+
+    def sweep(self) -> None:
+        """What killed writers left, on every write: finish their swaps, remove their temp directories.
+
+        `.tmp-<version>-<pid>` of a process that no longer runs is removed (a writer that is still running keeps
+        its own); so are `.trash-*` (a version `rm` had taken out) and `.<version>.old-<pid>` left after a swap
+        had finished.
+        """
+        if not self.datasets_dir.is_dir():
+            return
+        for d in self.datasets_dir.iterdir():
+            if not d.is_dir() or d.name.startswith("."):
+                continue
+            self._recover(d)
+            for tmp in d.glob(".tmp-*"):
+                pid = tmp.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                    shutil.rmtree(tmp, ignore_errors=True)
+            for trash in d.glob(".trash-*"):
+                shutil.rmtree(trash, ignore_errors=True)
+            for old in d.glob(".*.old-*"):
+                if not (d / f".{old.name[1:].split('.old-')[0]}.swap").exists():
+                    shutil.rmtree(old, ignore_errors=True)
 
     def check_owned(self, version: DatasetVersion) -> None:
         """Refuse a version that lies outside this store (a path given to `datasets rm`, a symlink out)."""
@@ -239,6 +278,7 @@ class Store:
         trash = version.path.with_name(f".trash-{version.version}-{os.getpid()}")
         os.rename(version.path, trash)  # atomic: the version vanishes whole
         shutil.rmtree(trash, ignore_errors=True)
+        self.sweep()
         remaining = self.versions(version.name)
         pointer = self.datasets_dir / version.name / "latest"
         if remaining:

@@ -9,7 +9,9 @@
 
 Rows go to `.tmp-<version>-<pid>/data/part-*.parquet`; `commit` names the shards
 `train-00000-of-00003.parquet` (the Hub's split convention), writes `manifest.json` last and renames the
-directory into place. An exception inside the `with` block removes the temp directory.
+directory into place. An exception inside the `with` block removes the temp directory. A commit that replaces
+a version swaps the directories through `factory.fsutil.swap_dir`: a kill between its renames is finished by
+the next writer or reader (`Store.sweep`), never lost.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
+from factory.fsutil import pid_alive, swap_dir
 from factory.secrets import redact
 from factory.store.manifest import (
     MANIFEST,
@@ -81,7 +84,7 @@ class VersionWriter:
             self.store.ensure()
             parent = self.store.datasets_dir / self.name
             parent.mkdir(parents=True, exist_ok=True)
-            _sweep_stale(parent)
+            self.store.sweep()
             self.tmp_dir = parent / f".tmp-{self.version}-{os.getpid()}"
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
             (self.tmp_dir / "data").mkdir(parents=True)
@@ -151,10 +154,7 @@ class VersionWriter:
             fh.flush()
             os.fsync(fh.fileno())
         if replace and self.exists:
-            trash = self.final_dir.with_name(f".trash-{self.version}-{os.getpid()}")
-            os.rename(self.final_dir, trash)
-            os.rename(tmp, self.final_dir)
-            shutil.rmtree(trash, ignore_errors=True)
+            swap_dir(tmp, self.final_dir)
         else:
             try:
                 os.rename(tmp, self.final_dir)
@@ -192,22 +192,4 @@ def _conform(df: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
         raise FactoryError(f"rows do not match the first shard's types: {exc}") from None
 
 
-def _sweep_stale(parent: Path) -> None:
-    """Remove temp dirs left by writers that died (their pid is gone)."""
-    for tmp in parent.glob(".tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-    for trash in parent.glob(".trash-*"):
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` still runs (a writer's temp dir whose owner is gone may be swept)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+__all__ = ["SHARD_BYTES", "VersionWriter", "pid_alive"]

@@ -42,6 +42,7 @@ class EvolInstruct(Scheme):
     paper = Paper(title="WizardLM: Empowering Large Language Models to Follow Complex Instructions",
                   url="https://arxiv.org/abs/2304.12244", authors="Xu et al.", year=2023)
     inputs = {"instruction": "str"}
+    reads = {"response": "str"}  # a seed's own answer, kept with include_seeds
     outputs = {**COMMON_OUTPUTS, "parent_id": "str", "round": "int", "operation": "str", "evolution": "list[str]"}
     Config = EvolConfig
 

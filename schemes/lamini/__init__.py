@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from factory.errors import BadInput
+from factory.pipeline.stage import is_blank
 from factory.records import Paper
 from factory.schemes import SCHEMES
 from factory.schemes.base import COMMON_OUTPUTS, Scheme, SchemeConfig, parse_list
@@ -51,7 +52,11 @@ def read_topics(spec: str) -> list[str] | None:
     path = Path(resolve_seed(spec))
     if not path.is_file():
         return None
-    return [t.strip() for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{spec}: not UTF-8 text ({exc.reason} at byte {exc.start}); is it a binary file?") from None
+    return [t.strip() for t in text.splitlines() if t.strip()]
 
 
 @SCHEMES.register
@@ -66,6 +71,7 @@ class LaMini(Scheme):
                   url="https://arxiv.org/abs/2304.14402", authors="Wu et al.", year=2023)
     inputs = {"instruction": "str"}
     outputs = {**COMMON_OUTPUTS, "guidance": "str", "topic": "str", "request_id": "int"}
+    prompt_columns = ()  # its jobs are planned requests, not seed rows: blank seeds are left out of the pool instead
     Config = LaMiniConfig
 
     def recipe(self) -> dict[str, Any]:
@@ -88,6 +94,7 @@ class LaMini(Scheme):
         # Real seed sets often have no `id` (dolly-15k): read only what is there, and never a column twice.
         pool = source.scan().select(["id", "instruction"] if "id" in source.manifest.columns else ["instruction"])
         seeds = pool.collect().to_dicts() if limit is None else pool.head(limit).collect().to_dicts()
+        seeds = [s for s in seeds if not is_blank(s["instruction"])]  # an empty example teaches the teacher nothing
         if not seeds:
             return
         c = self.config

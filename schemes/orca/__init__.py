@@ -58,6 +58,8 @@ class Orca(Scheme):
     paper = Paper(title="Orca: Progressive Learning from Complex Explanation Traces of GPT-4",
                   url="https://arxiv.org/abs/2306.02707", authors="Mukherjee et al.", year=2023)
     inputs = {"inputs": "str", "targets": "str"}
+    reads = {"task": "str"}
+    prompt_columns = ("inputs",)  # the query; an empty reference answer still gets the teacher's
     outputs = {**COMMON_OUTPUTS, "system": "str", "system_id": "int", "task": "str", "targets": "str"}
     Config = OrcaConfig
 

@@ -71,6 +71,7 @@ class SelfDistill(Scheme):
     version = "1"
     paper = SELF_DISTILL
     inputs = {"instruction": "str", "response": "str"}
+    reads = {"input": "str", "context": "str", "messages": "list[message]"}
     outputs = {**COMMON_OUTPUTS, "original_response": "str", "distill_kept": "str", "distill_reason": "str",
                "distill_checker": "str"}
     Config = SelfDistillConfig
@@ -82,6 +83,11 @@ class SelfDistill(Scheme):
         if self.config.task_checkers and self.config.task_column not in columns:
             raise BadInput(f"{what}: task_checkers need a task_column that the data has "
                            f"(task_column={self.config.task_column!r}; has: {', '.join(columns)})")
+
+    def blank(self, row: dict[str, Any]) -> str | None:
+        instruction, _, reference = self.pair(row)
+        empty = [name for name, v in (("instruction", instruction), ("response", reference)) if not (v or "").strip()]
+        return f"{' and '.join(empty)} is empty" if empty else None
 
     @staticmethod
     def pair(row: dict[str, Any]) -> tuple[str, str, str]:

@@ -73,6 +73,7 @@ class SelfPlay(Scheme):
     version = "1"
     paper = SPIN
     inputs = {"messages": "list[message]"}  # or instruction + response (see check_inputs)
+    reads = {"instruction": "str", "response": "str", "input": "str", "context": "str", "system": "str"}
     outputs = {"id": "str", "instruction": "str", "prompt": "list[message]", "chosen": "list[message]",
                "rejected": "list[message]", "chosen_text": "str", "rejected_text": "str", "scheme": "str",
                "model": "str", "iteration": "int", "seed_id": "str"}

@@ -205,6 +205,35 @@ def test_an_echoed_key_never_reaches_rows_or_errors(tmp_path, monkeypatch, hosti
     assert secret_values(home)[KEY] == "$MY_LLM_CRED"
 
 
+@pytest.mark.parametrize("status", [400, 401])
+def test_an_echoed_key_stays_out_of_cli_output_and_dataset(tmp_path, monkeypatch, hostile, status: int) -> None:
+    from click.testing import CliRunner
+
+    from factory.cli.main import cli
+    from factory.store import Store
+
+    server, url = hostile("empty", 0)
+    server.echo = status
+    home = _home(tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    (tmp_path / "p.jsonl").write_text('{"instruction": "q1"}\n{"instruction": "q2"}\n')
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "p.jsonl"), "--name", "p"]
+                         ).exit_code == 0
+    result = runner.invoke(cli, ["--home", str(home), "generate", "p", "--llm", "openai:stub-model", "--max-retries",
+                                 "0", "--allow-empty"])
+    assert KEY not in result.output and "Traceback" not in result.output
+    if status == 401:
+        assert result.exit_code == 1 and "***" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    version = Store(home).resolve("p-answers")
+    errors = version.read()["error"].to_list()
+    assert all(e and "***" in e and KEY not in e for e in errors)
+    assert all(KEY not in f.read_text(errors="replace") for f in version.path.rglob("*.json"))
+
+
 @pytest.mark.parametrize("url", ["not a url", "ftp://x/v1", "http://", "http//127.0.0.1:1", "http://h:port/v1"])
 def test_a_malformed_base_url_is_a_one_line_error(tmp_path, monkeypatch, url: str) -> None:
     from click.testing import CliRunner
