@@ -215,6 +215,7 @@ def test_an_echoed_key_stays_out_of_cli_output_and_dataset(tmp_path, monkeypatch
     server, url = hostile("empty", 0)
     server.echo = status
     home = _home(tmp_path)
+    (home / "factory-store.json").write_text("{}")
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     (tmp_path / "p.jsonl").write_text('{"instruction": "q1"}\n{"instruction": "q2"}\n')
