@@ -28,15 +28,14 @@ def has_batch_api(spec: str, home: str | Path | None = None) -> bool:
 def load_llm(spec: str, home: str | Path | None = None, provider_options: dict[str, Any] | None = None,
              **settings: Any):
     """An `LLM` for `spec` (provider:model or alias), with run settings (`concurrency`, `budget_usd`, ...)."""
+    from pydantic import ValidationError
+
+    from factory.config import validation_message
     from factory.errors import BadInput
     from factory.llm.cache import ResponseCache
     from factory.llm.pricing import PriceTable
     from factory.llm.runner import LLM, RunSettings
     from factory.llm.spec import home_config, parse_spec, provider_class
-
-    from pydantic import ValidationError
-
-    from factory.config import validation_message
 
     home_path = Path(home).absolute() if home else None
     config = home_config(home_path)
