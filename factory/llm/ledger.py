@@ -4,7 +4,8 @@ Part of `LLM` (factory.llm.runner), shared by every producer (remote calls, batc
 
 * the budget: each call reserves its worst-case cost before it is sent and is settled at its reported usage;
 * validation: an empty reply or one that breaks the request's schema is paid for but unusable;
-* `_finish` counts an answer, queues it for the cache and for the caller; `_flush` stores the answers of one
+* `_finish` counts an answer once, queues it for the cache and for the caller, and for every other row of the
+  run waiting on the same request; `_flush` stores the answers of one
   event-loop tick in one transaction and hands them on only once committed, so a row the caller sees
   survives `kill -9`;
 * the circuit breaker: a window of mostly failing calls stops the run.
@@ -22,6 +23,9 @@ from factory.llm.stats import empty_reply
 from factory.llm.tokens import prompt_token_bound
 from factory.llm.types import ChatRequest, Completion
 
+# Without a response cache, the answers of a run are remembered in memory (for duplicate requests) up to this many.
+MEMO_MAX = 100_000
+
 if TYPE_CHECKING:
     from factory.llm.cache import ResponseCache
     from factory.llm.limits import Budget
@@ -37,6 +41,9 @@ class Ledger:
     price: Price | None
     stats: RunStats
     budget: Budget
+    _bought: set[int]
+    _memo: dict[str, Completion]
+    _waiters: dict[str, list[int]]
 
     def _open_books(self) -> None:
         """Fresh per-run state (`LLM.stream` calls it before anything is sent)."""
@@ -44,7 +51,8 @@ class Ledger:
         self._budget_hit = False
         self._window: deque[bool] = deque(maxlen=self.settings.breaker_window)
         self._window_failures = 0  # kept as a count: the breaker is checked after every answer
-        self._unsaved: list[tuple[str, Completion]] = []
+        self._unsaved: dict[str, Completion] = {}
+        self._waiters = {}
         self._ready: list[tuple[int, Completion]] = []
         self._timer: asyncio.Handle | None = None
 
@@ -100,23 +108,29 @@ class Ledger:
         schema), which the circuit breaker, watching the API, counts as a success."""
         stats = self.stats
         spent = 0.0
+        others = self._waiters.pop(key, [])  # rows of this run that sent the same request: the same answer
         if c.error is None:
             if self.price is not None:
                 c.cost_usd = (price or self.price).cost(c.prompt_tokens, c.completion_tokens)
                 if c.prompt_tokens + c.completion_tokens <= 0 and reserved > 0:
                     c.cost_usd = reserved  # no usage reported: assume the worst the call could have cost
             if self.cache is not None:
-                self._unsaved.append((key, c))
+                self._unsaved[key] = c
+            else:
+                self._remember(key, c)
+            self._bought.add(tag(key))
             stats.answered += 1
+            stats.shared += len(others)
             stats.prompt_tokens += c.prompt_tokens
             stats.completion_tokens += c.completion_tokens
             stats.usd += c.cost_usd
             spent = c.cost_usd
         else:
-            stats.failed += 1
+            stats.failed += 1 + len(others)
         self.budget.settle(reserved, spent)  # one step: a shared ledger never sees the money freed but not spent
         self._record_call(c.error is None or answered, c)
         self._ready.append((i, c))
+        self._ready.extend((j, c) for j in others)
         if self._timer is None:  # one cache transaction for all answers that arrive in this loop tick
             self._timer = asyncio.get_running_loop().call_soon(self._flush, queue)
 
@@ -127,11 +141,17 @@ class Ledger:
             self._timer.cancel()
             self._timer = None
         if self._unsaved:
-            self.cache.put_many(self._unsaved)
-            self._unsaved = []
+            self.cache.put_many(list(self._unsaved.items()))
+            self._unsaved = {}
         for item in self._ready:
             queue.put_nowait(item)
         self._ready = []
+
+    def _remember(self, key: str, c: Completion) -> None:
+        """Without a cache, keep this run's answers (up to MEMO_MAX) for the duplicates still to come."""
+        self._memo[key] = c
+        if len(self._memo) > MEMO_MAX:
+            del self._memo[next(iter(self._memo))]
 
     async def _settle(self, queue: asyncio.Queue) -> None:
         """Every answer so far stored and handed on (before a producer ends, before a batch is forgotten)."""
@@ -149,3 +169,8 @@ class Ledger:
                 self.settings.breaker_failure_rate and self._abort is None:
             self._abort = CallError(f"{self._window_failures} of the last {len(w)} calls failed; last error: "
                                     f"{last.error or 'unknown'}")
+
+
+def tag(key: str) -> int:
+    """A request key's first 64 bits (keys are sha256 hex): what a run remembers of the requests it bought."""
+    return int(key[:16], 16)

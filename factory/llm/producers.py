@@ -13,7 +13,7 @@ import random
 from collections.abc import AsyncIterator, Iterable
 
 from factory.llm.feed import RequestFeed
-from factory.llm.ledger import Ledger
+from factory.llm.ledger import Ledger, tag
 from factory.llm.provider import CallError
 from factory.llm.stats import approx_tokens
 from factory.llm.types import ChatRequest, Completion
@@ -26,22 +26,43 @@ class Producers(Ledger):
     def key(self, request: ChatRequest) -> str:
         return request.cache_key(self.provider.name, self.provider.model)
 
+    def _answers(self, keys: list[str]) -> dict[str, Completion]:
+        """The known answers of `keys`: this tick's (not stored yet), then the cache's, or this run's memory."""
+        found = {k: self._unsaved[k] for k in keys if k in self._unsaved}
+        rest = [k for k in keys if k not in found]
+        if self.cache is not None:
+            found.update(self.cache.get_many(rest) if rest else {})
+        else:
+            found.update((k, self._memo[k]) for k in rest if k in self._memo)
+        return found
+
     def _todo(self, chunk: list[tuple[int, ChatRequest]], queue: asyncio.Queue) -> list[tuple[int, ChatRequest, str]]:
-        """(index, request, key) of each request not answered yet; cached answers go straight to the queue."""
+        """(index, request, key) of each distinct request not answered yet; answers already known (cached, or
+        bought earlier in this run) go straight to the queue, and a request already in flight waits for its answer.
+        """
         keys = [self.key(r) for _, r in chunk]  # hashed once: the key is a sha256 of the request's JSON
         use_cache = self.cache is not None and not self.settings.refresh
-        hits = self.cache.get_many(keys) if use_cache else {}
+        # --refresh and --no-cache ask again what earlier runs answered, but never what this run has already bought
+        hits = self._answers(keys if use_cache else [k for k in keys if tag(k) in self._bought])
         todo = []
         for (i, r), key in zip(chunk, keys, strict=True):
-            if key in hits:
-                c = hits[key]
+            if key in self._waiters:  # the same request is on its way for another row: one call answers both
+                self._waiters[key].append(i)
+                continue
+            c = hits.get(key)
+            if c is None:
+                self._waiters[key] = []
+                todo.append((i, r, key))
+                continue
+            if tag(key) in self._bought:  # paid for (or counted) once already in this run
+                self.stats.shared += 1
+            else:
+                self._bought.add(tag(key))
                 self.stats.cached += 1
                 self.stats.cached_usd += c.cost_usd
                 self.stats.cached_prompt_tokens += c.prompt_tokens
                 self.stats.cached_completion_tokens += c.completion_tokens
-                queue.put_nowait((i, c))
-            else:
-                todo.append((i, r, key))
+            queue.put_nowait((i, c))
         return todo
 
     async def _chunks(self, requests: Iterable[ChatRequest] | RequestFeed, queue: asyncio.Queue, most: int = CHUNK

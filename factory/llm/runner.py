@@ -16,7 +16,10 @@
   at its reservation when the provider reports none; `BudgetExhausted` is raised after every paid-for
   answer has been yielded and cached;
 * an empty reply (no choices, `null` or blank text) is a failure like a reply that breaks its schema:
-  asked again, then a failed row, never cached.
+  asked again, then a failed row, never cached;
+* the same request twice in a run (two rows that render to one prompt) is one call, paid and counted once:
+  its answer goes to every row that asked (counted `shared`), whether it is still in flight, was answered
+  earlier in the run, or came from the cache.
 
 The machinery lives beside this file: `producers` (calls, batches, local batches), `ledger` (budget,
 validation, the cache writes, the circuit breaker), `stats` (counters and the run's exceptions).
@@ -57,6 +60,11 @@ class LLM(Producers):
         self.limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
         self.budget = Budget(self.settings.budget_usd)
         self._progress: Progress | None = None
+        # Run-wide, across `stream` calls: what this run has bought (its keys' first 64 bits: a million fit in
+        # ~60 MB), and without a cache the answers themselves, so a duplicate request is never paid twice.
+        self._bought: set[int] = set()
+        self._memo: dict[str, Completion] = {}
+        self._waiters: dict[str, list[int]] = {}  # in flight: request key -> the other rows waiting for its answer
         if self.settings.batch and not provider.batch_api:
             raise BadInput(f"--batch needs a provider with a batch API (openai:, anthropic:), not {provider.spec}")
 
@@ -89,15 +97,18 @@ class LLM(Producers):
     def forget(self, requests: Iterable[ChatRequest]) -> None:
         """Take these requests' answers out of the cache: the caller could not use them (a judge's reply
         without a verdict), so a rerun must ask again rather than replay a failure as a success."""
+        keys = [self.key(r) for r in requests]
         if self.cache is not None:
-            self.cache.delete([self.key(r) for r in requests])
+            self.cache.delete(keys)
+        for key in keys:
+            self._memo.pop(key, None)
 
     def estimate(self, requests: Iterable[ChatRequest]) -> dict[str, float]:
         """What a run would send and cost at most: for `--dry-run`."""
         requests = list(requests)
         keys = [self.key(r) for r in requests]
         cached = self.cache.get_many(keys) if self.cache and not self.settings.refresh else {}
-        todo = [r for r, key in zip(requests, keys, strict=True) if key not in cached]
+        todo = list({key: r for r, key in zip(requests, keys, strict=True) if key not in cached}.values())  # distinct
         prompt = sum(self._prompt_bound(r) for r in todo)
         completion = sum(r.max_tokens * r.n for r in todo)
         usd = self.price.cost(prompt, completion) if self.price else float("nan")

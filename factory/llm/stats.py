@@ -26,6 +26,7 @@ class RunStats:
     sent: int = 0  # HTTP calls made, retries included
     answered: int = 0  # new answers
     cached: int = 0  # answers taken from the cache
+    shared: int = 0  # rows answered by an identical request of another row in this run: no call, no cost
     failed: int = 0  # rows yielded with an error
     retries: int = 0
     invalid: int = 0  # replies that broke their schema (each retried or failed)
