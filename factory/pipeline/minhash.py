@@ -67,14 +67,23 @@ def bands_for(threshold: float, num_perm: int) -> tuple[int, int]:
     return min(options, key=lambda br: abs((1 / br[0]) ** (1 / br[1]) - target))
 
 
+def band_keys(sig: np.ndarray, bands: int, rows_per_band: int) -> np.ndarray:
+    """(rows, bands) uint64: a hash of each band of each signature (rows sharing a key share that band)."""
+    weights = np.random.default_rng(7).integers(1, 2**63, size=rows_per_band, dtype=np.uint64) | np.uint64(1)
+    keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
+    for band in range(bands):
+        block = sig[:, band * rows_per_band:(band + 1) * rows_per_band].astype(np.uint64)
+        keys[:, band] = (block * weights).sum(axis=1)  # wrapping: a hash of the band
+    return keys
+
+
 def candidate_pairs(sig: np.ndarray, bands: int, rows_per_band: int) -> np.ndarray:
     """(m, 2) pairs of rows that share at least one band; each row is paired with its bucket's first row."""
     n = sig.shape[0]
-    weights = np.random.default_rng(7).integers(1, 2**63, size=rows_per_band, dtype=np.uint64) | np.uint64(1)
+    all_keys = band_keys(sig, bands, rows_per_band)
     pairs = []
     for band in range(bands):
-        block = sig[:, band * rows_per_band:(band + 1) * rows_per_band].astype(np.uint64)
-        keys = (block * weights).sum(axis=1)  # wrapping: a hash of the band
+        keys = all_keys[:, band]
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         new_bucket = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
@@ -110,8 +119,12 @@ def near_duplicates(texts: pl.Series, threshold: float = 0.8, num_perm: int = 12
     sig = signatures(shingles, offsets, num_perm)
     bands, r = bands_for(threshold, num_perm)
     pairs = candidate_pairs(sig, bands, r)
+    return clusters_drop(len(texts), pairs, sig[pairs[:, 0]], sig[pairs[:, 1]], threshold)
+
+
+def clusters_drop(n: int, pairs: np.ndarray, sig_a: np.ndarray, sig_b: np.ndarray, threshold: float) -> np.ndarray:
+    """Keep the candidate pairs whose signatures agree on >= `threshold` of their positions; the mask of rows to drop
+    (all but the first of each connected cluster). Shared by the local path and the Ray one (ray_dedup)."""
     if len(pairs):
-        agree = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
-        pairs = pairs[agree >= threshold]
-    label = components(len(texts), pairs)
-    return label != np.arange(len(texts))
+        pairs = pairs[(sig_a == sig_b).mean(axis=1) >= threshold]
+    return components(n, pairs) != np.arange(n)
