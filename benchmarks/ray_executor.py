@@ -6,7 +6,8 @@
 2. Near dedup (MinHash LSH, 128 permutations) of the synthetic rows of benchmarks/dedup_near.py: the local numpy
    path and the Ray Data path (signatures per block, band-key shuffle; factory/pipeline/ray_dedup.py), same mask.
 
-    python benchmarks/ray_executor.py [--rows 2000] [--latency 0.2] [--concurrency 64] [--dedup-rows 100000]
+    python benchmarks/ray_executor.py [--rows 2000] [--latency 0.2] [--concurrency 64] [--dedup-rows 1000000]
+                                      [--only generate|dedup]
 """
 
 from __future__ import annotations
@@ -130,13 +131,15 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--dedup-rows", type=int, default=100_000)
+    ap.add_argument("--dedup-rows", type=int, default=1_000_000)
+    ap.add_argument("--only", choices=["generate", "dedup"])
     args = ap.parse_args()
-    body = generation(args) + "\n\n" + dedup(args)
-    load = os.getloadavg()[0]
-    record("Ray executor vs local on one machine (benchmarks/ray_executor.py)",
-           body + f"\n\nMachine load (1-min average) at the end: {load:.1f} on {os.cpu_count()} cores: the box was "
-                  "shared with other jobs, so absolute times are inflated; both sides ran in the same run.")
+    for part, run in (("generate", generation), ("dedup", dedup)):
+        if args.only in (None, part):
+            body = run(args)
+            note = (f"Machine load (1-min average) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: "
+                    "the box was shared with other jobs, so absolute times are inflated; both sides ran in this run.")
+            record(f"Ray executor vs local on one machine: {part} (benchmarks/ray_executor.py)", f"{body}\n\n{note}")
 
 
 if __name__ == "__main__":

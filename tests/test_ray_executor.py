@@ -276,37 +276,32 @@ def test_ray_self_play_and_self_distill_equal_local(tmp_path, cluster):
         assert ray_v.manifest.counters == local.manifest.counters
 
 
-NEAR_DEDUP = """
-import json, random, sys
-import numpy as np, polars as pl, ray
-from factory.pipeline.minhash import near_duplicates
-from factory.pipeline.ray_dedup import near_duplicates_ray
+def test_near_dedup_on_ray_equals_local(tmp_path, cluster):
+    """`factory dedup --near --executor ray`: MinHash signatures per block (map_batches), LSH buckets by a shuffle on
+    band keys (groupby); the same version id and rows as the local path."""
+    import random
 
-rng = random.Random(0)
-vocab = [f"w{i}" for i in range(3000)]
-texts = []
-for i in range(3000):
-    if i % 7 == 3:  # a near copy of an earlier row: its last word changed (Jaccard of 3-shingles ~0.9)
-        words = texts[rng.randrange(len(texts))].split()[:-1] + ["changed"]
-    else:
-        words = rng.choices(vocab, k=40)
-    texts.append(" ".join(words))
-local = near_duplicates(pl.Series(texts))
-ray.init(address=sys.argv[1], log_to_driver=False)
-on_ray = near_duplicates_ray(texts, blocks=4, parts=3)
-ray.shutdown()
-print(json.dumps({"local": int(local.sum()), "same": bool(np.array_equal(local, on_ray))}))
-"""
-
-
-def test_near_dedup_on_ray_drops_what_local_drops(tmp_path, cluster):
-    """MinHash signatures per block (map_batches), LSH buckets by a shuffle on band keys (groupby): the same mask.
-    A driver process of its own, as the CLI is (Ray reads its settings once per process)."""
-    import json
-
-    r = subprocess.run([sys.executable, "-c", NEAR_DEDUP, cluster[0]], cwd=REPO, capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "FACTORY_HOME": str(tmp_path), "RAY_AUTH_MODE": "token"})
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["local"] >= 300  # the planted copies are found
-    assert out["same"]
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(3000)]
+    texts = []
+    for i in range(3000):
+        if i % 7 == 3:  # a near copy of an earlier row: its last word changed (Jaccard of 3-shingles ~0.9)
+            words = texts[rng.randrange(len(texts))].split()[:-1] + ["changed"]
+        else:
+            words = rng.choices(vocab, k=40)
+        texts.append(" ".join(words))
+    rows = write_jsonl(tmp_path / "t.jsonl", [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)])
+    out = {}
+    for ex in ("local", "ray"):
+        home = tmp_path / ex
+        assert run_factory("datasets", "import", str(rows), "--name", "t", home=home).returncode == 0
+        r = run_factory("dedup", "t", "--near", "--executor", ex, "--shard-rows", "800",
+                        *(["--ray-address", cluster[0]] if ex == "ray" else []), home=home,
+                        env={**os.environ, "FACTORY_HOME": str(home), "RAY_AUTH_MODE": "token"}, timeout=300)
+        assert r.returncode == 0, r.stderr
+        out[ex] = Store(home).resolve(r.stdout.strip())
+    local, on_ray = out["local"], out["ray"]
+    assert local.manifest.counters["near_duplicates"] >= 300  # the planted copies are found
+    assert on_ray.version == local.version
+    assert on_ray.manifest.counters == local.manifest.counters
+    assert on_ray.read().to_dicts() == local.read().to_dicts()

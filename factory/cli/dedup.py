@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from factory.cli._executor import executor_options, executor_settings
 from factory.cli._flags import model_options
 from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
@@ -24,9 +25,10 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--columns", help="Comma-separated columns to compare (default: instruction,input).")
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-dedup').")
 @allow_empty_option
+@executor_options
 @pass_app
 def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | None, embedding_model: str | None,
-          num_perm: int, shingle: int, columns: str | None, out_name: str | None, allow_empty: bool) -> None:
+          num_perm: int, shingle: int, columns: str | None, out_name: str | None, allow_empty: bool, **kw) -> None:
     """Drop duplicate rows of REF, keeping the first of each group, into a new version.
 
     Texts are compared after lower-casing and removing punctuation and extra spaces. Counters in the
@@ -36,6 +38,7 @@ def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | Non
     Examples:
       factory dedup evol-instruct
       factory dedup lamini --near --threshold 0.7
+      factory dedup big --near --executor ray --ray-address HEAD:6379 --workers 16 --shard-rows 100000
       factory dedup orca --semantic --threshold 0.9
     """
     from factory.config import build_config
@@ -61,7 +64,14 @@ def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | Non
         cls = DedupExact
     if threshold is not None and cls is not DedupExact:
         values["threshold"] = threshold
-    result = run_stage(store, cls(build_config(cls.Config, **values)), None, source, out_name, allow_empty=allow_empty)
+    stage = cls(build_config(cls.Config, **values))
+    scale = executor_settings(kw)
+    if scale["executor"] == "ray":
+        if cls is not DedupNear:
+            raise BadInput("--executor ray applies to --near (MinHash LSH on Ray Data); exact and semantic dedup "
+                           "run locally")
+        stage.ray = {"address": scale["ray_address"], "workers": scale["workers"], "block_rows": scale["batch_rows"]}
+    result = run_stage(store, stage, None, source, out_name, allow_empty=allow_empty)
     version, created = result.version, not result.reused
     c = version.manifest.counters
     click.echo(f"{'stored' if created else 'unchanged:'} {version.ref}: kept {c['kept']}, dropped {c['dropped']}",

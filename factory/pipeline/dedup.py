@@ -47,8 +47,10 @@ def dedup_exact(df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dic
     return df.filter(keep), {"dropped": int((~keep).sum()), "exact_duplicates": int((~keep).sum())}
 
 
-def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm: int, shingle: int
-               ) -> tuple[pl.DataFrame, dict[str, int]]:
+def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm: int, shingle: int,
+               ray: dict[str, Any] | None = None) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`ray` (`address`, `workers`, `block_rows`): find the near copies with Ray Data (factory/pipeline/ray_dedup.py),
+    the same rows as locally."""
     import polars as pl
 
     from factory.pipeline.minhash import near_duplicates
@@ -56,7 +58,17 @@ def dedup_near(df: pl.DataFrame, columns: list[str], threshold: float, num_perm:
     if not 0 < threshold <= 1:
         raise BadInput(f"--threshold must be in (0, 1], got {threshold}")
     exact, counts = dedup_exact(df, columns)  # exact copies first: cheaper, and they are near copies too
-    drop = near_duplicates(text_of(exact, columns), threshold, num_perm, shingle)
+    if ray is None:
+        drop = near_duplicates(text_of(exact, columns), threshold, num_perm, shingle)
+    else:
+        from factory.pipeline import ray_exec
+        from factory.pipeline.ray_dedup import near_duplicates_ray
+
+        texts = text_of(exact, columns).to_list()
+        blocks = -(-len(texts) // ray["block_rows"]) if ray.get("block_rows") else 4 * ray["workers"]
+        with ray_exec.session(ray["address"], ray["workers"]):
+            drop = near_duplicates_ray(texts, threshold, num_perm, shingle, blocks=max(1, blocks),
+                                       parts=4 * ray["workers"])
     near = int(drop.sum())
     return exact.filter(pl.Series(~drop)), {"dropped": counts["dropped"] + near,
                                             "exact_duplicates": counts["exact_duplicates"], "near_duplicates": near}
@@ -128,10 +140,11 @@ class DedupNear(_Dedup):
                   url="https://doi.org/10.1109/SEQUEN.1997.666900", authors="Broder", year=1997)
     Config = NearConfig
     config: NearConfig
+    ray: dict[str, Any] | None = None  # where it runs, not what it makes: not part of the config (nor the version id)
 
     def dedup(self, df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
         c = self.config
-        return dedup_near(df, columns, c.threshold, c.num_perm, c.shingle)
+        return dedup_near(df, columns, c.threshold, c.num_perm, c.shingle, ray=self.ray)
 
 
 class DedupSemantic(_Dedup):

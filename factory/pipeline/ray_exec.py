@@ -10,11 +10,14 @@ and commits, so the version id and the rows are the local executor's. The shard 
 
 What is shared across workers: the response cache (one SQLite file in WAL mode under the factory home), and
 `--rpm`, `--tpm` and `--budget`, held for the whole run by one actor (`factory.pipeline.ray_limits`). A worker's
-`FactoryError` (a budget stop, a bad key) reaches the driver as itself: one line, no traceback.
+`FactoryError` (a budget stop, a bad key) reaches the driver as itself: one line, no traceback. A `vllm:` actor
+asks Ray for the GPUs its engine spans (`Provider.ray_resources`). `session` joins or starts Ray for any stage
+(near dedup: factory/pipeline/ray_dedup.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -22,6 +25,7 @@ import os
 import pickle
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,23 @@ def require_ray() -> Any:
     except ImportError:
         raise BadInput(SCALE_HINT) from None
     return ray
+
+
+@contextlib.contextmanager
+def session(address: str | None, workers: int) -> Iterator[Any]:
+    """Ray, joined at `address` or started locally (`num_cpus=workers`, no dashboard) and stopped after."""
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def shard_dir(home: Path, out_name: str, version: str) -> Path:
@@ -136,13 +157,7 @@ def run_jobs(store: Any, stage: Any, llm: Any, source: Any, out_name: str, versi
         from factory.pipeline import ray_limits
 
         settings = {**llm.settings.model_dump(), "progress": False}
-        started = not ray.is_initialized()
-        if started:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        try:
+        with session(address, workers):
             limits = ray_limits.start(ray, llm.settings)
             items = [{"job": i, "rows": pickle.dumps(jobs[i])} for i in missing]
             ds = ray.data.from_items(items, override_num_blocks=len(items))
@@ -156,9 +171,6 @@ def run_jobs(store: Any, stage: Any, llm: Any, source: Any, out_name: str, versi
                     raise _user_error(row["error"], ray, limits)
                 print(f"ray: shard {row['job'] + 1}/{len(jobs)} done ({n}/{len(missing)} this run)",
                       file=sys.stderr, flush=True)
-        finally:
-            if started:
-                ray.shutdown()
     paths, stages, totals = [], [], {}
     for n in names:
         marker = json.loads((directory / f"{n}.done").read_text())
