@@ -53,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2, help="runs per mode, alternating (medians reported)")
+    ap.add_argument("--note", default="", help="a line of context added to the section (e.g. other load)")
     args = ap.parse_args()
     runs: dict[str, list[dict]] = {"logprobs": [], "verdict": []}
     for _ in range(args.repeats):
@@ -74,7 +75,8 @@ def main() -> None:
         f"Token-probability scoring is **{med['verdict'] / med['logprobs']:.1f}x** the rows/s of generating a "
         f"verdict with the same model in the same run, and gives every row a score; a 135M model's written "
         f"verdicts mostly do not parse (counted failed, never kept as scores). Goal of issue 12: 8 rows within "
-        f"60 s on 2 cores with logprobs: {'met' if med['logprobs'] <= 60 else 'NOT met'} ({med['logprobs']:.1f} s)."])
+        f"60 s on 2 cores with logprobs: {'met' if med['logprobs'] <= 60 else 'NOT met'} ({med['logprobs']:.1f} s).",
+        *([""] + [args.note] if args.note else [])])
     record("Judging with the embedded model: logprobs vs verdict (benchmarks/judge_scoring.py)", body)
 
 
