@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from factory.cli.main import cli
+from factory.schemes.self_distill import auto_checker
 from factory.schemes.self_distill.checkers import final_choice, final_number, verdict
 from factory.store import Store
 from factory.testing.llm_stub import StubLLMServer
@@ -120,3 +121,20 @@ def test_code_verdicts():
     assert verdict("code", CODE, "Here:\n" + CODE) == "same"
     assert verdict("code", CODE, "no code at all") == "changed"
     assert verdict("code", "no code", "anything") == "unchecked"
+
+
+@pytest.mark.parametrize("reference,checker", [("9", "numbers"), (" -3.5 ", "numbers"), ("$1,200", "numbers"),
+                                               ("So #### 12", "numbers"), ("The answer is (B).", "choices"),
+                                               ("Paris", "none"), ("9 cats", "none")])
+def test_auto_checker_reads_a_bare_answer_column_as_a_number(reference, checker):
+    # a held-out set's `answer` column holds just "9": scored by the final number, not by exact match of the text
+    assert auto_checker(reference) == checker
+
+
+def test_held_out_scoring_of_a_bare_number_answer():
+    from factory.recipes.distill_eval import correct, reference
+
+    row = {"instruction": "Sam shares 27 books among 3 friends. How many each?", "answer": "9",
+           "response": "27 / 3 = 9. The answer is 9."}
+    assert correct(auto_checker(reference(row)), reference(row), "Each friend gets 27 / 3 = 9 books.")
+    assert not correct(auto_checker(reference(row)), reference(row), "27 / 3 = 9, so 3 * 7 = 21 books")

@@ -25,6 +25,7 @@ from factory.store.sources import require_columns
 
 _MENTIONS = re.compile(r"\breference\s+(answer|response|solution)\b", re.IGNORECASE)
 _GSM_OR_ANSWER_IS = re.compile(r"####|answer\s*(is|:)\s*\$?-?\d", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"\s*\$?-?[\d,]*\.?\d+\s*")  # an `answer` column: "9", "-3.5", "$1,200"
 
 
 class SelfDistillConfig(SchemeConfig):
@@ -54,7 +55,7 @@ def auto_checker(reference: str) -> str:
     """What a reference answer looks like it can be checked by."""
     if code_blocks(reference) is not None:
         return "code"
-    if _GSM_OR_ANSWER_IS.search(reference):
+    if _GSM_OR_ANSWER_IS.search(reference) or _BARE_NUMBER.fullmatch(reference):
         return "numbers"
     if final_choice(reference) is not None and len(reference) < 400:
         return "choices"
