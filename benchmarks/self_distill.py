@@ -1,6 +1,6 @@
 """`factory train distill` on SmolLM2-135M-Instruct (CPU): the four-row table of the Self-Data Distillation recipe.
 
-Prunes 6 of the 30 blocks, self-distills the shipped arithmetic SFT set (`seeds:math_sft`, 320 rows) with the
+Prunes 6 of the 30 blocks, self-distills the shipped arithmetic SFT set (`seeds:math_sft`, the first 240 of its 320 rows) with the
 unpruned model as teacher, trains LoRA SFT of the pruned model on the rewrites and (baseline) on the raw rows,
 and scores original, pruned, pruned+SFT and pruned+self-distilled SFT on the shipped held-out set
 (`seeds:math_heldout`, 60 rows, final-number exact match). Writes its section of RESULTS.md from the run's
@@ -21,7 +21,7 @@ from pathlib import Path
 from _results import record
 
 COMMAND = ["train", "distill", "--model", "local", "--blocks", "6", "--data", "seeds:math_sft",
-           "--eval", "seeds:math_heldout", "--n", "120", "--eval-n", "40", "--n-calib", "32",
+           "--eval", "seeds:math_heldout", "--n", "240", "--eval-n", "60", "--n-calib", "64",
            "--max-tokens", "96", "--eval-max-tokens", "64",
            "--batch-size", "16", "--set", "training.num_train_epochs=1",
            "--set", "training.per_device_train_batch_size=8", "--set", "training.max_length=160",
