@@ -1,8 +1,8 @@
 """`factory train distill` on SmolLM2-135M-Instruct (CPU): the four-row table of the Self-Data Distillation recipe.
 
-Prunes 6 of the 30 blocks, self-distills the shipped arithmetic SFT set (`seeds:math_sft`, the first 240 of its 320 rows) with the
-unpruned model as teacher, trains LoRA SFT of the pruned model on the rewrites and (baseline) on the raw rows,
-and scores original, pruned, pruned+SFT and pruned+self-distilled SFT on the shipped held-out set
+Prunes 6 of the 30 blocks, self-distills the shipped arithmetic SFT set (`seeds:math_sft`, the first 240 of its
+320 rows) with the unpruned model as teacher, trains LoRA SFT of the pruned model on the rewrites and (baseline)
+on the raw rows, and scores original, pruned, pruned+SFT and pruned+self-distilled SFT on the shipped held-out set
 (`seeds:math_heldout`, 60 rows, final-number exact match). Writes its section of RESULTS.md from the run's
 `distill.json`, with the seconds each stage took. The run resumes when rerun with the same --out.
 
