@@ -240,8 +240,8 @@ def short_runs(args: argparse.Namespace) -> None:
     record("LLM API throughput (benchmarks/api_throughput.py)", f"""
 {n:,} chat requests to an OpenAI-compatible stub (aiohttp + uvloop, own process) with {lat * 1000:.0f} ms latency;
 client and stub share this machine's 2 cores, so the raw aiohttp column is the most any client gets here. The
-machine was shared with other engineers' work (load average {loads[0]} at the start, {loads[-1]} at the end; per
-row below), so absolute numbers are low and noisy. Raw aiohttp and the default path run {reps} times each at each
+1-minute load average was {loads[0]} at the start and {loads[-1]} at the end (per row below; anything else running on
+the cores lowers and blurs the numbers). Raw aiohttp and the default path run {reps} times each at each
 concurrency, back to back against the same stub, alternating which goes first; "default / raw" is the median of
 the paired ratios (raw wall over default wall; 1.00: as fast as the ceiling). Plain AsyncOpenAI and
 `transport: sdk` run once each (they are 4-15x slower, so their noise does not change the picture).
