@@ -25,7 +25,7 @@ from factory.store.sources import require_columns
 
 _MENTIONS = re.compile(r"\breference\s+(answer|response|solution)\b", re.IGNORECASE)
 _GSM_OR_ANSWER_IS = re.compile(r"####|answer\s*(is|:)\s*\$?-?\d", re.IGNORECASE)
-_BARE_NUMBER = re.compile(r"\s*\$?-?[\d,]*\.?\d+\s*")  # an `answer` column: "9", "-3.5", "$1,200"
+_BARE_NUMBER = re.compile(r"\s*\$?-?\d[\d,]*(\.\d+)?\s*")  # an `answer` column: "9", "-3.5", "$1,200" (linear)
 
 
 class SelfDistillConfig(SchemeConfig):
@@ -55,7 +55,7 @@ def auto_checker(reference: str) -> str:
     """What a reference answer looks like it can be checked by."""
     if code_blocks(reference) is not None:
         return "code"
-    if _GSM_OR_ANSWER_IS.search(reference) or _BARE_NUMBER.fullmatch(reference):
+    if _GSM_OR_ANSWER_IS.search(reference) or (len(reference) < 64 and _BARE_NUMBER.fullmatch(reference)):
         return "numbers"
     if final_choice(reference) is not None and len(reference) < 400:
         return "choices"
