@@ -50,7 +50,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         record = CheckpointRecord.read(path)
     except BadInput as exc:
-        return {"unreadable": str(exc)}
+        return {"unreadable": redact(str(exc))}
     return redact(record.document())
 
 
