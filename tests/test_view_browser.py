@@ -70,6 +70,40 @@ def shot(driver, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
+def go(driver, element) -> None:
+    """Click a link or submit button and wait until the new page has replaced the old one: reading the page
+    straight after the click could otherwise find the old page's elements, which go stale mid-read."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(ec.staleness_of(old))
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def text_of(driver, element_id: str, expected) -> str:
+    """The text of an element once `expected(text)` holds (a script may still be filling it in)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen = []
+
+    def ready(d):
+        seen.append(d.find_element(By.ID, element_id).text)
+        return expected(seen[-1])
+
+    try:
+        WebDriverWait(driver, 20, poll_frequency=0.1,
+                      ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(ready)
+    except Exception:
+        pytest.fail(f"#{element_id} never read as expected; last text: {seen[-1:]!r}")
+    return seen[-1]
+
+
 def test_browse_filter_diff_lineage_and_review(browser, viewer):
     from selenium.webdriver.common.by import By
 
@@ -80,37 +114,37 @@ def test_browse_filter_diff_lineage_and_review(browser, viewer):
         "seed", "gen", "gen-judged"}
     shot(b, "01-datasets")
 
-    b.find_element(By.LINK_TEXT, versions["gen"]).click()
+    go(b, b.find_element(By.LINK_TEXT, versions["gen"]))
     assert b.find_element(By.ID, "version-id").text == versions["gen"]
     assert len(b.find_elements(By.CSS_SELECTOR, "#rows tbody tr")) == 50
     shot(b, "02-version")
 
     b.find_element(By.ID, "lo").send_keys("9")
     b.find_element(By.ID, "hi").send_keys("10")
-    b.find_element(By.ID, "apply").click()
+    go(b, b.find_element(By.ID, "apply"))
     assert b.find_element(By.ID, "match-count").text.startswith("24 matching rows")
     scores = [float(td.text) for td in b.find_elements(By.CSS_SELECTOR, "#rows tbody tr td:last-child")]
     assert len(scores) == 24 and all(9 <= s <= 10 for s in scores)
     shot(b, "03-filtered")
 
-    b.find_element(By.CSS_SELECTOR, "a.row-link").click()
+    go(b, b.find_element(By.CSS_SELECTOR, "a.row-link"))
     roles = [e.text.lower() for e in b.find_elements(By.CSS_SELECTOR, ".chat .turn .role")]
     assert roles == ["system", "user", "assistant"]
     assert b.find_element(By.CSS_SELECTOR, "pre.code code").text.startswith("print(")
     shot(b, "04-row")
 
     b.get(f"{server.url}/v/gen-judged/{versions['judged']}")
-    b.find_element(By.ID, "diff-go").click()
+    go(b, b.find_element(By.ID, "diff-go"))
     assert b.find_element(By.ID, "removed").text == "48" and b.find_element(By.ID, "added").text == "0"
     assert len(b.find_elements(By.CSS_SELECTOR, "#removed-rows tbody tr")) == 20
     shot(b, "05-diff")
 
     b.get(f"{server.url}/v/gen-judged/{versions['judged']}")
-    b.find_element(By.ID, "lineage-link").click()
+    go(b, b.find_element(By.ID, "lineage-link"))
     nodes = [a.text for a in b.find_elements(By.CSS_SELECTOR, "#lineage a.node-link")]
     assert nodes == [f"gen-judged@{versions['judged']}", f"gen@{versions['gen']}", f"seed@{versions['seed']}"]
     shot(b, "06-lineage")
-    b.find_elements(By.CSS_SELECTOR, "#lineage a.node-link")[2].click()
+    go(b, b.find_elements(By.CSS_SELECTOR, "#lineage a.node-link")[2])
     assert b.find_element(By.ID, "version-id").text == versions["seed"]
 
     b.get(f"{server.url}/v/gen/{versions['gen']}/charts")
@@ -123,12 +157,12 @@ def test_browse_filter_diff_lineage_and_review(browser, viewer):
                  for tr in b.find_elements(By.CSS_SELECTOR, "#rows tbody tr")[:2]]
     boxes[0].click()
     boxes[1].click()
-    assert b.find_element(By.ID, "marked").text == "2 rows marked to drop"
+    assert text_of(b, "marked", lambda t: t.startswith("2 ")) == "2 rows marked to drop"
     shot(b, "08-review")
-    b.find_element(By.ID, "save").click()
+    go(b, b.find_element(By.ID, "save"))
     assert "Saved as a new version" in b.find_element(By.ID, "saved").text
     shot(b, "09-saved")
-    b.find_element(By.ID, "lineage-link").click()
+    go(b, b.find_element(By.ID, "lineage-link"))
     assert "review:human-review@1" in b.find_element(By.ID, "lineage").text
 
     store = Store(home)
@@ -186,12 +220,12 @@ def test_review_marks_survive_paging(browser, viewer):
     b = browser
     b.get(f"{server.url}/v/gen/{versions['gen']}/review")
     b.find_elements(By.CSS_SELECTOR, "input.drop")[0].click()
-    b.find_element(By.ID, "next").click()
+    go(b, b.find_element(By.ID, "next"))
     b.find_elements(By.CSS_SELECTOR, "input.drop")[1].click()
-    assert b.find_element(By.ID, "marked").text == "2 rows marked to drop (1 on other pages)"
+    assert text_of(b, "marked", lambda t: t.startswith("2 ")) == "2 rows marked to drop (1 on other pages)"
     b.find_element(By.ID, "out").clear()
     b.find_element(By.ID, "out").send_keys("gen-paged-review")
-    b.find_element(By.ID, "save").click()
+    go(b, b.find_element(By.ID, "save"))
     assert "Saved as a new version" in b.find_element(By.ID, "saved").text
     out = Store(home).latest("gen-paged-review")
     assert out.manifest.config["dropped"] == [0, 51] and out.manifest.rows == 118
