@@ -52,3 +52,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def openai_stub(monkeypatch):
+    """Start a loopback LLM stub and point the real OpenAI and Anthropic SDKs at it for this test:
+    `server = openai_stub(responder=..., **StubLLMServer options)`. Stopped when the test ends."""
+    from factory.testing.llm_stub import StubLLMServer
+
+    servers = []
+
+    def start(responder=None, *, key: str = "sk-stub-test", **options):
+        server = StubLLMServer(responder=responder, **options).start()
+        servers.append(server)
+        for provider, url in (("OPENAI", server.openai_base_url), ("ANTHROPIC", server.anthropic_base_url)):
+            monkeypatch.setenv(f"{provider}_BASE_URL", url)
+            monkeypatch.setenv(f"{provider}_API_KEY", key)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()

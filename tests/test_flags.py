@@ -140,13 +140,12 @@ def test_train_config_flat_keys_reach_the_library_sections():
         load_config(None, ["output_dir=x"])
 
 
-def test_judge_takes_config_file_and_set_and_flags_win(tmp_path, monkeypatch):
+def test_judge_takes_config_file_and_set_and_flags_win(tmp_path, openai_stub):
     """`factory judge --config FILE --set k=v`: defaults < file < --set < typed flags, one line on a bad key."""
     import re
 
     from factory.cli.main import cli
     from factory.store import Store
-    from factory.testing.llm_stub import StubLLMServer
     from tests.helpers import write_jsonl
 
     home = tmp_path / "home"
@@ -161,14 +160,12 @@ def test_judge_takes_config_file_and_set_and_flags_win(tmp_path, monkeypatch):
         topic = int(re.search(r"topic (\d+)", call["prompt"]).group(1))
         return f"Fine.\nRating: [[{topic + 1}]]"
 
-    with StubLLMServer(responder=grade) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        base = ["--home", str(home), "-q", "judge", "a", "--with", "openai:stub-model", "--no-structured"]
-        r = runner.invoke(cli, [*base, "--config", str(tmp_path / "judge.yaml"), "--set", "min_score=6",
-                                "--repeats", "1"])
-        assert r.exit_code == 0, r.output
-        bad = runner.invoke(cli, [*base, "--set", "min_scor=6"])
+    openai_stub(responder=grade, key="sk-test")
+    base = ["--home", str(home), "-q", "judge", "a", "--with", "openai:stub-model", "--no-structured"]
+    r = runner.invoke(cli, [*base, "--config", str(tmp_path / "judge.yaml"), "--set", "min_score=6",
+                            "--repeats", "1"])
+    assert r.exit_code == 0, r.output
+    bad = runner.invoke(cli, [*base, "--set", "min_scor=6"])
     judge = Store(home).resolve(r.stdout.strip().splitlines()[-1]).manifest.model_extra["judge"]
     # min_score from --set over the file, repeats from the flag over the file, max_tokens from the file
     assert judge["min_score"] == 6 and judge["repeats"] == 1 and judge["structured"] is False

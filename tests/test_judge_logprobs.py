@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from factory.cli.main import cli
 from factory.llm.choices import expectation, masses, plan
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import write_jsonl
 
 ROWS = [{"id": i, "instruction": f"Name a color, case {i}.", "response": f"Blue, case {i}."} for i in range(5)]
@@ -72,7 +71,7 @@ def test_local_judge_scores_every_row_by_token_probabilities(tmp_path, long_tiny
     assert judged.manifest.model_extra["judge"]["scoring"] == "verdict" and judged.manifest.counters["failed"] == 5
 
 
-def test_openai_logprobs_scoring_reads_top_logprobs(tmp_path, monkeypatch):
+def test_openai_logprobs_scoring_reads_top_logprobs(tmp_path, openai_stub):
     home = tmp_path / "home"
     seen = []
 
@@ -81,26 +80,22 @@ def test_openai_logprobs_scoring_reads_top_logprobs(tmp_path, monkeypatch):
         alts = {"7": {"7": math.log(.6), "8": math.log(.3), "6": math.log(.1)}}
         return {"text": "[[7]]", "alternatives": alts}
 
-    with StubLLMServer(responder=judge) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.anthropic_base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-        invoke(home, "datasets", "import", str(write_jsonl(tmp_path / "a.jsonl", ROWS)), "--name", "a")
-        r = invoke(home, "judge", "a", "--with", "openai:stub", "--scoring", "logprobs", "--min-score", "7.1")
-        assert r.exit_code == 0, r.output
-        df = Store(home).resolve(r.stdout.strip()).read()
-        assert df["judge_score"].to_list() == pytest.approx([7.2] * 5)
-        assert json.loads(df["judge_probs"][0]) == pytest.approx({**{str(i): 0.0 for i in range(1, 11)},
-                                                                   "6": .1, "7": .6, "8": .3})
-        assert seen[0]["logprobs"] is True and seen[0]["top_logprobs"] == 20 and "response_format" not in seen[0]
-        assert "rating alone" in seen[0]["messages"][0]["content"]
-        # the default for an API judge stays the written verdict (the same reply parses as 7)
-        r = invoke(home, "judge", "a", "--with", "openai:stub", "--name", "v", "--min-score", "7")
-        assert r.exit_code == 0 and Store(home).resolve("v").read()["judge_score"].to_list() == [7.0] * 5
-        # an API without logprobs, or a pairwise rubric, is told so
-        r = invoke(home, "judge", "a", "--with", "anthropic:claude-test", "--scoring", "logprobs")
-        assert r.exit_code == 2 and "returns no token probabilities" in r.output
+    openai_stub(responder=judge, key="k")
+    invoke(home, "datasets", "import", str(write_jsonl(tmp_path / "a.jsonl", ROWS)), "--name", "a")
+    r = invoke(home, "judge", "a", "--with", "openai:stub", "--scoring", "logprobs", "--min-score", "7.1")
+    assert r.exit_code == 0, r.output
+    df = Store(home).resolve(r.stdout.strip()).read()
+    assert df["judge_score"].to_list() == pytest.approx([7.2] * 5)
+    assert json.loads(df["judge_probs"][0]) == pytest.approx({**{str(i): 0.0 for i in range(1, 11)},
+                                                               "6": .1, "7": .6, "8": .3})
+    assert seen[0]["logprobs"] is True and seen[0]["top_logprobs"] == 20 and "response_format" not in seen[0]
+    assert "rating alone" in seen[0]["messages"][0]["content"]
+    # the default for an API judge stays the written verdict (the same reply parses as 7)
+    r = invoke(home, "judge", "a", "--with", "openai:stub", "--name", "v", "--min-score", "7")
+    assert r.exit_code == 0 and Store(home).resolve("v").read()["judge_score"].to_list() == [7.0] * 5
+    # an API without logprobs, or a pairwise rubric, is told so
+    r = invoke(home, "judge", "a", "--with", "anthropic:claude-test", "--scoring", "logprobs")
+    assert r.exit_code == 2 and "returns no token probabilities" in r.output
 
 
 def test_inspect_names_the_scoring():

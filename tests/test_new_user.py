@@ -66,7 +66,7 @@ def test_dry_run_needs_no_api_key(tmp_path):
     assert Store(home).names() == ["d"]
 
 
-def test_failed_judgments_never_pass_the_filter_and_are_asked_again(tmp_path, monkeypatch):
+def test_failed_judgments_never_pass_the_filter_and_are_asked_again(tmp_path, openai_stub):
     """--min-score: rows without a verdict are left out, counted failed (manifest, card); a rerun re-asks them."""
     from click.testing import CliRunner
 
@@ -85,31 +85,29 @@ def test_failed_judgments_never_pass_the_filter_and_are_asked_again(tmp_path, mo
             return "This response is fine, I think."
         return "[[9]]" if i % 2 else "[[3]]"
 
-    with StubLLMServer(responder=judge) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        runner = CliRunner()
-        assert runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "a.jsonl"),
-                                   "--name", "a"]).exit_code == 0
-        args = ["--home", str(home), "judge", "a", "--with", "openai:stub", "--min-score", "7", "--no-structured"]
-        r = runner.invoke(cli, args)
-        assert r.exit_code == 0, r.output
-        version = Store(home).resolve("a-judged")
-        df = version.read()
-        assert sorted(df["id"].to_list()) == [3, 5, 7, 9] and df["judge_error"].is_null().all()
-        assert version.manifest.counters == {"kept": 4, "dropped": 3, "failed": 3}
-        assert "kept 4, dropped 3, failed 3" in r.output
-        nodes = walk(Store(home), version)
-        card = partial("lineage.md.jinja", summary=summarize(nodes), nodes=nodes, level="##")
-        assert "kept 4, dropped 3, failed 3" in card
-        stub.reset()
-        fixed.update({0, 1})
-        r = runner.invoke(cli, args)
-        assert r.exit_code == 0, r.output
-        assert stub.stats()["requests"] == 3  # exactly the rows without a verdict; the 7 verdicts are cached
-        again = Store(home).resolve("a-judged")
-        assert sorted(again.read()["id"].to_list()) == [1, 3, 5, 7, 9]
-        assert again.manifest.counters == {"kept": 5, "dropped": 4, "failed": 1}
+    stub = openai_stub(responder=judge, key="k")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "a.jsonl"),
+                               "--name", "a"]).exit_code == 0
+    args = ["--home", str(home), "judge", "a", "--with", "openai:stub", "--min-score", "7", "--no-structured"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    version = Store(home).resolve("a-judged")
+    df = version.read()
+    assert sorted(df["id"].to_list()) == [3, 5, 7, 9] and df["judge_error"].is_null().all()
+    assert version.manifest.counters == {"kept": 4, "dropped": 3, "failed": 3}
+    assert "kept 4, dropped 3, failed 3" in r.output
+    nodes = walk(Store(home), version)
+    card = partial("lineage.md.jinja", summary=summarize(nodes), nodes=nodes, level="##")
+    assert "kept 4, dropped 3, failed 3" in card
+    stub.reset()
+    fixed.update({0, 1})
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert stub.stats()["requests"] == 3  # exactly the rows without a verdict; the 7 verdicts are cached
+    again = Store(home).resolve("a-judged")
+    assert sorted(again.read()["id"].to_list()) == [1, 3, 5, 7, 9]
+    assert again.manifest.counters == {"kept": 5, "dropped": 4, "failed": 1}
 
 
 def test_lamini_stores_no_copies_of_its_seeds_and_counts_them(tmp_path):
@@ -170,7 +168,7 @@ def test_empty_results_say_why_and_are_stored_only_when_allowed(tmp_path):
         assert r.returncode == 2 and f"{empty.ref} has no rows" in r.stderr, (later, r.stderr)
 
 
-def test_a_stage_that_loses_most_rows_says_so(tmp_path, monkeypatch):
+def test_a_stage_that_loses_most_rows_says_so(tmp_path, openai_stub):
     from click.testing import CliRunner
 
     from factory.cli.main import cli
@@ -178,11 +176,9 @@ def test_a_stage_that_loses_most_rows_says_so(tmp_path, monkeypatch):
     home = tmp_path / "home"
     rows = [{"id": i, "instruction": f"question {i}", "response": f"answer {i}"} for i in range(20)]
     write_jsonl(tmp_path / "a.jsonl", rows)
-    with StubLLMServer(responder=lambda call: "[[9]]" if "question 7\n" in call["prompt"] else "[[2]]") as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "k")
-        runner = CliRunner()
-        runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "a.jsonl"), "--name", "a"])
-        r = runner.invoke(cli, ["--home", str(home), "judge", "a", "--with", "openai:stub", "--no-structured"])
+    openai_stub(responder=lambda call: "[[9]]" if "question 7\n" in call["prompt"] else "[[2]]", key="k")
+    runner = CliRunner()
+    runner.invoke(cli, ["--home", str(home), "datasets", "import", str(tmp_path / "a.jsonl"), "--name", "a"])
+    r = runner.invoke(cli, ["--home", str(home), "judge", "a", "--with", "openai:stub", "--no-structured"])
     assert r.exit_code == 0, r.output
     assert "warning: quality kept 1 of 20 rows asked for: dropped 19. Lower --min-score (now 7)" in r.output

@@ -11,7 +11,6 @@ from factory.cli.main import cli
 from factory.schemes.self_distill import auto_checker
 from factory.schemes.self_distill.checkers import final_choice, final_number, verdict
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import write_jsonl
 
 CODE = "```python\ndef inc(x):\n    return x + 1\n```"
@@ -35,11 +34,8 @@ def teacher(req: dict) -> str:
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    with StubLLMServer(responder=teacher) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        yield server
+def stub(openai_stub):
+    return openai_stub(responder=teacher, key="test-key")
 
 
 def invoke(home: Path, *args: str):

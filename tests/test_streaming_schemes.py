@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from factory.cli.main import cli
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.test_schemes import teacher
 
 # The sha256 of an evol-instruct build's rows (sorted canonical JSON), measured with the round-by-round
@@ -41,19 +40,17 @@ def eliminating_teacher(call: dict) -> str:
 
 
 @pytest.mark.parametrize("latency", [0.0, 0.02])
-def test_evol_instruct_streams_rounds_with_the_same_rows_and_version(tmp_path, monkeypatch, latency):
+def test_evol_instruct_streams_rounds_with_the_same_rows_and_version(tmp_path, openai_stub, latency):
     home = tmp_path / "home"
     assert invoke(home, "datasets", "import", "seeds:dolly", "--name", "dolly-seed").exit_code == 0
     # jitter makes rows finish their rounds in a different order from one run to the next
-    with StubLLMServer(responder=eliminating_teacher, latency_s=latency, jitter_s=latency * 5, rate_500=0.06,
-                       fault_seed=3) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-stream-test")
-        r = invoke(home, "build", "evol-instruct", "--from", "dolly-seed", "--llm", "openai:stub-model", "--n", "24",
-                   "--set", "rounds=3", "--concurrency", "8", "--max-retries", "0")
-        assert r.exit_code == 0, r.output
-        version = Store(home).resolve(r.stdout.strip())
-        df = version.read()
+    openai_stub(responder=eliminating_teacher, latency_s=latency, jitter_s=latency * 5, rate_500=0.06,
+                fault_seed=3, key="sk-stream-test")
+    r = invoke(home, "build", "evol-instruct", "--from", "dolly-seed", "--llm", "openai:stub-model", "--n", "24",
+               "--set", "rounds=3", "--concurrency", "8", "--max-retries", "0")
+    assert r.exit_code == 0, r.output
+    version = Store(home).resolve(r.stdout.strip())
+    df = version.read()
     counters = version.manifest.counters
     assert df.height > 0 and counters["dropped"] > 0 and counters["failed"] > 0  # eliminations and failed calls
     assert df["round"].max() == 3 and set(df["parent_id"].drop_nulls()) & set(df["id"])  # lineages chain
@@ -61,21 +58,19 @@ def test_evol_instruct_streams_rounds_with_the_same_rows_and_version(tmp_path, m
                                                                                  counters)
 
 
-def test_evol_instruct_under_batch_runs_its_steps_in_waves_with_the_same_rows(tmp_path, monkeypatch):
-    with StubLLMServer(responder=eliminating_teacher, batch_latency_s=0.05) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-stream-test")
-        results = []
-        for name, extra in (("online", ()), ("batch", ("--batch",))):
-            home = tmp_path / name
-            assert invoke(home, "datasets", "import", "seeds:dolly", "--name", "dolly-seed").exit_code == 0
-            (home / "config.yaml").write_text("providers:\n  openai: {batch_poll_s: 0.02}\n")
-            stub.reset()
-            r = invoke(home, "build", "evol-instruct", "--from", "dolly-seed", "--llm", "openai:stub-model",
-                       "--n", "12", "--set", "rounds=2", *extra)
-            assert r.exit_code == 0, r.output
-            version = Store(home).resolve(r.stdout.strip())
-            results.append((rows_digest(version.read()), version.version))
-            batches = stub.stats()["batches"]
-        assert results[0] == results[1]
-        assert batches >= 4  # 2 rounds x (evolve, respond): at least one wave of batches per step
+def test_evol_instruct_under_batch_runs_its_steps_in_waves_with_the_same_rows(tmp_path, openai_stub):
+    stub = openai_stub(responder=eliminating_teacher, batch_latency_s=0.05, key="sk-stream-test")
+    results = []
+    for name, extra in (("online", ()), ("batch", ("--batch",))):
+        home = tmp_path / name
+        assert invoke(home, "datasets", "import", "seeds:dolly", "--name", "dolly-seed").exit_code == 0
+        (home / "config.yaml").write_text("providers:\n  openai: {batch_poll_s: 0.02}\n")
+        stub.reset()
+        r = invoke(home, "build", "evol-instruct", "--from", "dolly-seed", "--llm", "openai:stub-model",
+                   "--n", "12", "--set", "rounds=2", *extra)
+        assert r.exit_code == 0, r.output
+        version = Store(home).resolve(r.stdout.strip())
+        results.append((rows_digest(version.read()), version.version))
+        batches = stub.stats()["batches"]
+    assert results[0] == results[1]
+    assert batches >= 4  # 2 rounds x (evolve, respond): at least one wave of batches per step

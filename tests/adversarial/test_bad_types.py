@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from factory.cli.main import cli
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import write_jsonl
 
 
@@ -17,11 +16,8 @@ def invoke(home, *args):
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    with StubLLMServer() as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-types-test")
-        yield server
+def stub(openai_stub):
+    return openai_stub(key="sk-types-test")
 
 
 def one_line_error(result, column: str) -> None:

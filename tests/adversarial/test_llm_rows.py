@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from factory.cli.main import cli
 from factory.store import Store
-from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import write_jsonl
 
 PRICE = 1000.0  # $ per million tokens, in and out
@@ -35,11 +34,8 @@ def graded(call: dict) -> str:
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    with StubLLMServer(responder=graded) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-rows-test")
-        yield server
+def stub(openai_stub):
+    return openai_stub(responder=graded, key="sk-rows-test")
 
 
 @pytest.fixture
