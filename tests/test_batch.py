@@ -125,6 +125,20 @@ def test_dry_run_shows_online_and_batch_cost_and_batch_needs_an_api(tmp_path, st
     assert bad.exit_code == 2 and "--batch needs a provider with a batch API" in bad.output
 
 
+def _journaled(home) -> bool:
+    import sqlite3
+    from contextlib import closing
+
+    path = home / "cache" / "llm.sqlite"
+    if not path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT COUNT(*) FROM batch_requests").fetchone()[0] > 0
+    except sqlite3.OperationalError:  # the table is not made yet, or the writer holds a lock
+        return False
+
+
 def test_a_batch_run_killed_while_polling_resumes_without_submitting_again(tmp_path):
     home = make_home(tmp_path, "home")
     with StubLLMServer(batch_latency_s=120) as server:
@@ -136,7 +150,9 @@ def test_a_batch_run_killed_while_polling_resumes_without_submitting_again(tmp_p
         while server.stats()["batches"] == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert server.stats()["batches"] == 1, proc.communicate()[1]
-        time.sleep(0.5)  # it polls now
+        while not _journaled(home) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)  # the batch id reaches the cache just after the server made the batch
+        assert _journaled(home), "the run never recorded its batch"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert Store(home).versions("d-answers") == []
