@@ -25,7 +25,12 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--columns", help="Comma-separated columns to compare (default: instruction,input).")
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-dedup').")
 @allow_empty_option
-@executor_options
+@executor_options(
+    executor='local: in this process; ray: --near\'s MinHash signing and candidate pairs on Ray Data (needs pip '
+             'install "dataset-factory[scale]").',
+    workers="CPUs of the local Ray it starts (not of a joined cluster); 4 x this many candidate-pair partitions "
+            "(with --executor ray).",
+    shard_rows="Rows per Ray Data block when signing (default: the rows split into 4 x --workers blocks).")
 @pass_app
 def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | None, embedding_model: str | None,
           num_perm: int, shingle: int, columns: str | None, out_name: str | None, allow_empty: bool, **kw) -> None:
