@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.errors import FactoryError
-from factory.fsutil import pid_alive, swap_dir
+from factory.fsutil import fsync_dir, fsync_file, pid_alive, swap_dir
 from factory.secrets import redact
 from factory.store.manifest import (
     MANIFEST,
@@ -141,7 +141,9 @@ class VersionWriter:
         for i, (path, rows) in enumerate(self._shards):
             final = path.with_name(f"train-{i:05d}-of-{total:05d}.parquet")
             os.rename(path, final)
+            fsync_file(final)  # the shards reach the disk before the manifest that names them
             files.append(FileEntry(path=f"data/{final.name}", rows=rows, bytes=final.stat().st_size))
+        fsync_dir(tmp / "data")
         schema = self._schema or pl.Schema()
         manifest = Manifest(
             name=self.name, version=self.version, created=now_iso(), stage=self.stage, config=self.config,
@@ -162,6 +164,7 @@ class VersionWriter:
                 if not self.exists:  # anything but "another writer finished the same version first"
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
+            fsync_dir(self.final_dir.parent)
         self.tmp_dir = None
         if set_latest:
             self.store.set_latest(self.name, self.version)
