@@ -211,9 +211,14 @@ def test_dry_run_of_shipped_recipes_is_offline_and_keyless(tmp_path, recipe):
             assert re.search(rf"^{re.escape(stage)}\s", r.stdout, re.M), stage
         ceiling = float(re.search(r"cost ceiling: ≤ \$([0-9.]+) online", r.stdout).group(1))
         assert ceiling > 0
-    if recipe == "spin":  # the paper's schedule reaches the trainer
+    if recipe == "spin":  # the paper's schedule reaches the trainer, which evaluates the SFT model and every iterate
         assert "--iterations 4" in r.stdout and "--set iterations.3.beta=5.0" in r.stdout
         assert "--set iterations.2.learning_rate=1e-07" in r.stdout
+        assert "--mt-bench-judge gpt4 --lm-eval-tasks arc_challenge," in r.stdout
+        # MT-Bench's 160 judged turns on 5 models (SFT + 4 iterates), at full price: train spin has no --batch
+        assert re.search(r"^spin\s+train .*800 req to openai:gpt-4", r.stdout, re.M)
+        online, batch = re.search(r"cost ceiling: ≤ \$([0-9.]+) online, ≤ \$([0-9.]+) with --batch", r.stdout).groups()
+        assert float(online) == float(batch) > 0
     if recipe == "self-distill":
         assert "factory merge slerp <distill>/sft-self-distill-merged <distill>/sft-merged" in r.stdout
 

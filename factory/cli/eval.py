@@ -100,6 +100,7 @@ def mt_bench(app: App, model_spec: str, judge_spec: str, questions: str | None, 
 
         record_eval(checkpoint, results["eval"])
         click.echo(f"recorded in {checkpoint / 'factory.json'} (model cards show it)", err=True)
+    click.echo(str(path))  # the last line names what was made, so a recipe stage can chain it
 
 
 def checkpoint_dir(model_spec: str) -> Path | None:
@@ -152,4 +153,6 @@ def speculative(app: App, target_spec: str, draft_spec: str, prompts: str, n: in
         num(results["tokens_per_s_target"], 1), num(results["tokens_per_s_assisted"], 1),
         num(results["speedup"], 2), f"{results['identical']}/{results['prompts']}"]]))
     path = out or app.home / "evals" / f"speculative-{slug(draft_spec)}.json"
-    click.echo(f"results: {write_results(results, path)}", err=True)
+    written = write_results(results, path)
+    click.echo(f"results: {written}", err=True)
+    click.echo(str(written))  # the last line names what was made, so a recipe stage can chain it

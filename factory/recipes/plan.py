@@ -15,6 +15,7 @@ from factory.errors import FactoryError
 
 PROMPT_OVERHEAD = 200  # tokens of row content a prompt carries besides its template (an estimate)
 MT_BENCH_TURNS = 160  # 80 questions x 2 turns
+ONLINE_ONLY = {"train"}  # kinds whose LLM calls (train spin's MT-Bench judge) have no --batch: full price
 
 
 def count_rows(source: str, home: Path) -> int | None:
@@ -64,7 +65,7 @@ def estimate(kind: str, options: dict[str, Any], rows_in: int | None, home: Path
     model, p = price(str(spec), home)
     prompt = None if requests is None else requests * (template_tokens + PROMPT_OVERHEAD)
     usd = None if p is None or requests is None else p.cost(prompt, completion)
-    batch = None if usd is None else usd / 2
+    batch = None if usd is None else usd if kind in ONLINE_ONLY else usd / 2
     return {"model": model, "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
             "usd": usd, "batch_usd": batch, "priced": p is not None}
 
@@ -115,7 +116,19 @@ def _eval(options: dict[str, Any], rows_in: int | None) -> tuple:
     return options["judge"], turns, turns * int(options.get("judge_max_tokens") or 1024), 400
 
 
-_PLANNERS = {"build": _build, "judge": _judge, "generate": _generate, "eval": _eval}
+def _train(options: dict[str, Any], rows_in: int | None) -> tuple:
+    """`train spin` with `mt_bench_judge`: MT-Bench is judged on the SFT model and on every iterate."""
+    if options.get("method") != "spin" or options.get("mt_bench_judge") is None:
+        return None, None, None, 0
+    iterations = options.get("iterations")
+    if iterations is None:  # `train spin` refuses to run without it
+        return options["mt_bench_judge"], None, None, 400
+    models = 1 + (len(iterations) if isinstance(iterations, list) else int(iterations))
+    turns = MT_BENCH_TURNS if options.get("mt_bench_n") is None else 2 * int(options["mt_bench_n"])
+    return options["mt_bench_judge"], models * turns, models * turns * 1024, 400
+
+
+_PLANNERS = {"build": _build, "judge": _judge, "generate": _generate, "eval": _eval, "train": _train}
 
 
 def rows_after(kind: str, options: dict[str, Any], rows_in: int | None, home: Path) -> int | None:

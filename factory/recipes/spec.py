@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from factory.config import StrictModel, parse_sets, read_yaml, validation_message
+from factory.config import StrictModel, deep_merge, parse_sets, read_yaml, validation_message
 from factory.errors import BadInput
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -157,7 +157,8 @@ def load_recipe(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Rec
     by_name = {s.get("name"): s for s in stages if isinstance(s, dict)}
     for key, value in overrides.items():
         if isinstance(value, dict) and key in by_name:
-            by_name[key].update(value)
+            # deep: `--set spin.set.max_steps=2` adds to the stage's `set:` mapping, not replaces it
+            by_name[key].update(deep_merge(by_name[key], value))
         elif isinstance(value, dict):
             raise BadInput(f"--set {key}.…: no stage named {key!r}{_hint(key, [n for n in by_name if n])}")
         else:

@@ -71,6 +71,13 @@ class SpinConfig(StrictModel):
                 raise BadInput(f"missing {flag} (or `{key}:` in the --config file)")
         if self.iterations < 1:
             raise BadInput(f"--iterations must be at least 1, got {self.iterations}")
+        beyond = sorted(t for t in self.schedule if t >= self.iterations)
+        if beyond:  # a paper's 4-iteration schedule run for 2 iterations: fine, but say so
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "SPIN runs %d iterations (0-%d): the settings for iteration %s are not used", self.iterations,
+                self.iterations - 1, ", ".join(map(str, beyond)))
 
     def at(self, t: int) -> SpinConfig:
         """Iteration t's config: the base with `schedule[t]` merged in (validated like the base)."""

@@ -62,8 +62,11 @@ def holdout_split(store: Any, data: Any, fraction: float, seed: int = 0) -> tupl
     """(train, held-out) versions `<name>-train` and `<name>-heldout` of `data`; both must have rows."""
     from factory.pipeline.execute import run_stage
 
+    rows = data.read()  # checked first: an empty side would stop run_stage with a message about the split stage
+    held = Holdout(HoldoutConfig(fraction=fraction, seed=seed, part="heldout")).process_table(rows).height
+    if held == 0 or held == rows.height:
+        raise BadInput(f"{data.ref} has too few rows to hold {fraction:.0%} out (of {rows.height} rows, {held} "
+                       "would be held out); pass a held-out set (--eval REF) or another fraction")
     train, heldout = (run_stage(store, Holdout(HoldoutConfig(fraction=fraction, seed=seed, part=part)), None, data,
                                 f"{data.name}-{part}").version for part in ("train", "heldout"))
-    if train.manifest.rows == 0 or heldout.manifest.rows == 0:
-        raise BadInput(f"{data.ref} has too few rows to hold {fraction:.0%} out; pass a held-out set (--eval REF)")
     return train, heldout
