@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from factory.errors import BadInput
+
 
 @dataclass
 class Diff:
@@ -30,16 +32,30 @@ def _row_hashes(df: pl.DataFrame, columns: list[str]) -> pl.Series:
     return df.select(columns).hash_rows(seed=0).alias("h")
 
 
+def _usable_key(old: pl.DataFrame, new: pl.DataFrame, key: str) -> str | None:
+    """Why `key` cannot match rows (None when it can): rows are matched on the key's text, one to one. A repeated
+    key would join every copy with every other (n² rows: a constant column over a million rows never ends)."""
+    for side, df in (("old", old), ("new", new)):
+        dtype = df.schema[key]
+        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            return f"a {dtype} column cannot be a key"
+        if df[key].cast(pl.String).n_unique() != df.height:
+            return f"values repeat in the {side} version; a key names one row"
+    return None
+
+
 def diff_versions(old: pl.DataFrame, new: pl.DataFrame, key: str | None = None) -> Diff:
     t_old = {c: str(t) for c, t in old.schema.items()}
     t_new = {c: str(t) for c, t in new.schema.items()}
-    if key is None and "id" in t_old and "id" in t_new:
+    if key is None and "id" in t_old and "id" in t_new and _usable_key(old, new, "id") is None:
         key = "id"
-    for side, types in (("old", t_old), ("new", t_new)):
-        if key and key not in types:
-            from factory.errors import BadInput
-
-            raise BadInput(f"--key {key}: no such column in the {side} version")
+    elif key is not None:
+        for side, types in (("old", t_old), ("new", t_new)):
+            if key not in types:
+                raise BadInput(f"--key {key}: no such column in the {side} version")
+        problem = _usable_key(old, new, key)
+        if problem:
+            raise BadInput(f"--key {key}: {problem}")
     d = Diff(rows_old=old.height, rows_new=new.height, key=key, types_old=t_old, types_new=t_new,
              columns_added=[c for c in t_new if c not in t_old], columns_removed=[c for c in t_old if c not in t_new],
              types_changed={c: (t_old[c], t_new[c]) for c in t_old if c in t_new and t_old[c] != t_new[c]})

@@ -15,6 +15,8 @@ W, H, PAD_L, PAD_B, PAD_T = 640, 220, 48, 36, 24
 
 
 def _fmt(x: float) -> str:
+    if not math.isfinite(x):  # a diverged run logs NaN or Infinity as its loss
+        return str(x)
     if x == int(x) and abs(x) < 1e9:
         return str(int(x))
     return f"{x:.3g}"
@@ -37,7 +39,7 @@ def _frame(title: str, body: list[str], y_max: float, legend: Sequence[tuple[str
 
 def bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]]) -> Markup:
     """Grouped bars: one group per label, one bar per series."""
-    y_max = max([v for _, values in series for v in values] + [0]) or 1
+    y_max = max([v for _, values in series for v in values if math.isfinite(v)] + [0]) or 1
     n, k = max(len(labels), 1), max(len(series), 1)
     group = (W - PAD_L - 8) / n
     bar = max(1.0, group * 0.8 / k)
@@ -46,7 +48,7 @@ def bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence
         x0 = PAD_L + i * group + group * 0.1
         for j, (name, values) in enumerate(series):
             v = values[i]
-            h = (H - PAD_B - PAD_T) * v / y_max
+            h = (H - PAD_B - PAD_T) * v / y_max if math.isfinite(v) else 0.0
             body.append(f'<rect class="s{j}" x="{x0 + j * bar:.1f}" y="{H - PAD_B - h:.1f}" width="{bar:.1f}" '
                         f'height="{h:.1f}"><title>{escape(label)} {escape(name)}: {_fmt(v)}</title></rect>')
         if n <= 24 or i % math.ceil(n / 24) == 0:
@@ -77,7 +79,8 @@ def histogram(title: str, values: Sequence[float], bins: int = 20) -> Markup:
 
 
 def lines(title: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]]) -> Markup:
-    """Line plots sharing axes (a loss curve: step -> loss)."""
+    """Line plots sharing axes (a loss curve: step -> loss); NaN and infinite points are left out of the plot."""
+    series = [(name, [(x, y) for x, y in pts if math.isfinite(x) and math.isfinite(y)]) for name, pts in series]
     points = [p for _, pts in series for p in pts]
     if not points:
         return Markup(f'<p class="muted">{escape(title)}: no points</p>')

@@ -60,8 +60,15 @@ def save(store: Store, version: DatasetVersion, decisions: Decisions, out_name: 
     import polars as pl
 
     check_name(out_name)
-    if decisions.edits and EDITABLE not in version.manifest.columns:
-        raise BadInput(f"this version has no {EDITABLE!r} column to edit")
+    if decisions.edits and version.scan().collect_schema().get(EDITABLE) != pl.String:
+        raise BadInput(f"this version has no text {EDITABLE!r} column to edit")
+    foreign = [v.ref for v in store.versions(out_name)
+               if (v.manifest.stage.kind, v.manifest.stage.name) != (STAGE.kind, STAGE.name)]
+    if foreign:
+        # saving into a dataset other stages made would move its `latest` to these rows, and every recipe that
+        # reads it would get them; reviews go to a new name, or one that holds only reviews
+        raise BadInput(f"out={out_name!r} already holds versions that are not human reviews ({foreign[0]}); "
+                       "save the review under a new name")
     df = version.scan().with_row_index(_ROW).filter(~pl.col(_ROW).is_in(sorted(decisions.dropped))).collect()
     if decisions.edits:  # a textarea sent back unchanged is no edit
         current = dict(df.filter(pl.col(_ROW).is_in(sorted(decisions.edits))).select(_ROW, EDITABLE).iter_rows())

@@ -75,7 +75,18 @@ def parse_query(params: Any, schema: pl.Schema) -> RowQuery:
             raise BadInput(f"{key}={name[:60]!r}: no such column")
     if query.score and not schema[query.score].is_numeric():
         raise BadInput(f"score={query.score!r}: not a numeric column")
+    if query.col and not filterable(schema[query.col]):
+        raise BadInput(f"col={query.col[:60]!r}: a {schema[query.col]} column cannot be filtered (only text, chat, "
+                       "numbers, booleans and dates)")
     return query
+
+
+def filterable(dtype: pl.DataType) -> bool:
+    """Whether the column filter can compare a column with a value: text and chat by content, the rest as text;
+    lists, structs and binary have no text form to compare with (their cast fails)."""
+    import polars as pl
+
+    return dtype == pl.String or is_chat_type(dtype) or not (dtype.is_nested() or dtype in (pl.Binary, pl.Object))
 
 
 def _text_of(name: str, dtype: pl.DataType, needle: str) -> pl.Expr | None:

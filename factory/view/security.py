@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import secrets
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from factory.errors import BadInput
 
@@ -88,7 +88,9 @@ class Guard:
                     await _plain(send_secured, 401, "wrong token")
                     return
                 rest = urlencode({k: v for k, v in query.items() if k != "token"})
-                path = scope["path"] if not scope["path"].startswith("//") else "/"  # never off-site
+                # never off-site: browsers read `//host` and `/\host` as another site; quoting keeps CR/LF (a
+                # header split) and other bytes out of the Location header
+                path = "/" + quote(scope["path"].lstrip("/\\"))
                 location = path + (f"?{rest}" if rest else "")
                 cookie = f"{COOKIE}={self.cookie_value}; HttpOnly; SameSite=Strict; Path=/"
                 await _plain(send_secured, 303, "", [(b"location", location.encode()),
