@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .context import HubContext, as_str, json_response, read_json
+from .context import HubContext, as_str, int_param, json_response, read_json
 from .errors import HubError, bad_request, forbidden, repo_not_found
 from .storage import atomic_write_json, now_iso
 
@@ -127,8 +127,7 @@ async def list_or_create(hub: HubContext, request: web.Request, store: Collectio
                 continue
             found.append(data)
         found.sort(key=lambda d: d["lastUpdated"], reverse=True)
-        limit = request.query.get("limit", "")
-        found = found[: int(limit)] if limit.isdigit() else found
+        found = found[: int_param(request, "limit", len(found))]
         # The client numbers listed collections itself (`Collection(position=i, **item)`): no `position` here.
         rendered = [render(hub, d, max_items=4, user=user, store=store) for d in found]
         listed = [{k: v for k, v in r.items() if k != "position"} for r in rendered]
@@ -205,8 +204,10 @@ def _check_item(hub: HubContext, request: web.Request, store: CollectionStore, i
         meta = hub.storage.get_repo(item_type, item_id)
         if meta is None or not hub.can_read(hub.user(request), meta):
             raise repo_not_found()
-    elif item_type == "collection" and store.get(item_id) is None:
-        raise not_found()
+    elif item_type == "collection":
+        inner = store.get(item_id)
+        if inner is None or not _visible(hub, hub.user(request), inner):  # a private one reads as missing
+            raise not_found()
 
 
 async def items(

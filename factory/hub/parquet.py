@@ -19,6 +19,7 @@ from .repos import card_data
 from .storage import RepoMeta
 
 SPLITS = ("train", "validation", "test")
+MAX_MATCHES = 1_000_000
 
 
 def _split_of(path: str) -> str:
@@ -36,24 +37,43 @@ def parquet_layout(hub: HubContext, meta: RepoMeta, rev: str) -> dict[str, dict[
     configs = (card_data(hub, commit) or {}).get("configs")
     layout: dict[str, dict[str, list[str]]] = {}
     if isinstance(configs, list) and configs:
-        for cfg in configs:
-            if not isinstance(cfg, dict):
-                continue
-            name = str(cfg.get("config_name", "default"))
-            data_files: Any = cfg.get("data_files") or []
-            if isinstance(data_files, (str, dict)):
-                data_files = [data_files]
-            for spec in data_files:
-                split, patterns = (
-                    ("train", spec) if isinstance(spec, str) else (spec.get("split", "train"), spec.get("path"))
-                )
-                for pattern in [patterns] if isinstance(patterns, str) else patterns or []:
-                    matched = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
-                    layout.setdefault(name, {}).setdefault(str(split), []).extend(matched)
+        wanted = _patterns(configs)
+        # every pattern is matched against every Parquet file: the README's author picks the patterns, a reader
+        # pays for them, so their product is capped (about a second of matching)
+        if len(wanted) * len(files) > MAX_MATCHES:
+            raise HubError(
+                400,
+                f"README.md configs: {len(wanted)} data_files patterns over {len(files)} Parquet "
+                f"files is more matching than this server does per request ({MAX_MATCHES:,})",
+            )
+        for name, split, pattern in wanted:
+            matched = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+            layout.setdefault(name, {}).setdefault(split, []).extend(matched)
         return layout
     for path in files:
         layout.setdefault("default", {}).setdefault(_split_of(path), []).append(path)
     return layout
+
+
+def _patterns(configs: list[Any]) -> list[tuple[str, str, str]]:
+    """(config, split, glob) for each `data_files` pattern of the README's `configs:`; entries of another shape
+    (a number where a glob goes, a list as a split) are skipped, as a card the Hub cannot read."""
+    out = []
+    for cfg in (c for c in configs if isinstance(c, dict)):
+        name, data_files = str(cfg.get("config_name", "default")), cfg.get("data_files") or []
+        for spec in [data_files] if isinstance(data_files, (str, dict)) else _list(data_files):
+            if isinstance(spec, str):
+                split, globs = "train", spec
+            elif isinstance(spec, dict) and not isinstance(spec.get("split"), (list, dict)):
+                split, globs = spec.get("split", "train"), spec.get("path")
+            else:
+                continue
+            out += [(name, str(split), g) for g in ([globs] if isinstance(globs, str) else _list(globs))]
+    return [(name, split, g) for name, split, g in out if isinstance(g, str)]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 async def parquet(hub: HubContext, request: web.Request, meta: RepoMeta, rest: list[str]) -> web.Response:

@@ -202,27 +202,73 @@ def _stage(
 
 def _apply(staged: list[tuple[str, str, Entry | None]]):
     def change(tree: dict[str, Entry]) -> dict[str, Entry]:
+        folders = _Folders(tree)
         for action, path, entry in staged:
             if action == "add":
                 assert entry is not None
                 for parent in (path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1)):
                     if parent in tree:
                         raise HubError(422, f"Cannot create {path}: {parent} is a file")
-                if any(p.startswith(path + "/") for p in tree):
+                if path in folders.kids:
                     raise HubError(422, f"Cannot create {path}: it is a folder")
+                if path not in tree:
+                    folders.link(path)
                 tree[path] = entry
             elif action == "deletedFile":
                 if tree.pop(path, None) is None:
                     raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+                folders.unlink(path)
             else:
-                under = [p for p in tree if p.startswith(path + "/")]
-                if not under:
+                if path not in folders.kids:
                     raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
-                for p in under:
+                for p in folders.remove(path):
                     del tree[p]
         return tree
 
     return change
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+class _Folders:
+    """The folders of a tree being changed, each with its files and subfolders, so that an operation costs its
+    own size: scanning the whole tree for each added or deleted path made a commit of n files n² work (20,000
+    files: minutes, holding the storage lock)."""
+
+    def __init__(self, tree: dict[str, Entry]) -> None:
+        self.kids: dict[str, set[str]] = {}  # folder ("" for the root) -> full paths of its files and subfolders
+        for path in tree:
+            self.link(path)
+
+    def link(self, path: str) -> None:
+        while path:
+            parent = _parent(path)
+            known = parent in self.kids
+            self.kids.setdefault(parent, set()).add(path)
+            if known:
+                return
+            path = parent
+
+    def unlink(self, path: str) -> None:
+        while path:
+            parent = _parent(path)
+            kids = self.kids[parent]
+            kids.discard(path)
+            if kids or not parent:
+                return
+            del self.kids[parent]
+            path = parent
+
+    def remove(self, folder: str) -> list[str]:
+        """Forget `folder` and everything under it; the files that were under it."""
+        files, stack = [], [folder]
+        while stack:
+            for kid in self.kids.pop(stack.pop(), ()):
+                (stack if kid in self.kids else files).append(kid)
+        self.unlink(folder)
+        return files
 
 
 def _target_ref(hub: HubContext, meta: RepoMeta, rev: str) -> tuple[str, str]:
