@@ -30,6 +30,37 @@ def test_generate_with_a_local_model_is_batched_and_reproducible(tmp_path, tiny_
     assert again.returncode == 0 and "unchanged" in again.stderr and again.stdout.strip() == version.ref
 
 
+
+def test_a_lora_checkpoint_generates_as_its_merged_model(tmp_path, tiny_dir):
+    """`--llm hf:DIR` on an adapter folder (what `train sft` leaves with LoRA): the adapter on its base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():  # a trained adapter, not LoRA's zero init
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    adapter, merged = tmp_path / "adapter", tmp_path / "merged"
+    model.save_pretrained(adapter)
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    tok.save_pretrained(adapter)
+    model.merge_and_unload().save_pretrained(merged)
+    tok.save_pretrained(merged)
+    home = tmp_path / "home"
+    assert run_factory("datasets", "import", str(write_jsonl(tmp_path / "p.jsonl", ROWS)), "--name", "p",
+                       home=home).returncode == 0
+    answers = {}
+    for label, path in (("adapter", adapter), ("merged", merged), ("base", tiny_dir)):
+        r = run_factory("generate", "p", "--llm", f"hf:{path}", "--temperature", "0", "--max-tokens", "8",
+                        "--name", label, home=home)
+        assert r.returncode == 0, r.stderr
+        answers[label] = Store(home).resolve(label).read()["response"].to_list()
+    assert answers["adapter"] == answers["merged"] != answers["base"]
+
 def test_generate_dry_run_and_budget_through_the_cli(tmp_path):
     home = tmp_path / "home"
     home.mkdir()

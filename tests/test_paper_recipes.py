@@ -6,6 +6,7 @@ and a rerun does nothing again. The papers' own scale is for a GPU; here only th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -89,3 +90,56 @@ def test_self_distill_recipe_prunes_trains_merges_and_checks_the_draft(tmp_path)
     again = run_factory(*args, home=home, env=ONE_THREAD, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert set(stage_statuses(again.stdout, names).values()) == {"skipped"}
+
+
+def openbezoar_teacher(call: dict) -> str:
+    """The teacher for the schemes, and a judge that rates every reply 8 (JSON when a schema is asked for)."""
+    from tests.test_schemes import teacher
+
+    system = call.get("system") or next((m["content"] for m in call["messages"] if m["role"] == "system"), "")
+    if "rate the response" in system or "grading one answer" in system:
+        structured = call["schema"] is not None
+        return json.dumps({"rationale": "Clear.", "score": 8}) if structured else "Fine.\nRating: [[8]]"
+    return teacher(call)
+
+
+HH = [{"chosen": f"\n\nHuman: How do I boil water number {i}?\n\nAssistant: Heat it in a kettle until it bubbles.",
+       "rejected": f"\n\nHuman: How do I boil water number {i}?\n\nAssistant: No idea."} for i in range(8)]
+
+
+@pytest.mark.slow
+def test_openbezoar_recipe_runs_every_stage_and_publishes(tmp_path, tiny_dir, hub_server, openai_stub):
+    from huggingface_hub import HfApi
+
+    TOKEN = "hf_test_token"  # testuser on the loopback Hub (factory.testing.hub_fixture)
+    stub = openai_stub(responder=openbezoar_teacher)
+    home = tmp_path / "home"
+    hh = write_jsonl(tmp_path / "hh.jsonl", HH)
+    train = ["set.tuning=lora", "set.training.max_steps=2", "set.training.per_device_train_batch_size=4",
+             "set.training.max_length=512", "set.lora.r=4"]  # QLoRA needs CUDA; LoRA runs the same chain here
+    sets = ["teacher=openai:stub-model", "judge=openai:stub-model", "mt_bench_judge=openai:stub-model",
+            f"base={tiny_dir}", "dolly_15k=seeds:dolly", f"hh_rlhf={hh}", "hh.split=null", "repo=testuser/ob-tiny",
+            "lamini_n=4", "orca_n=4", "evol_n=4",
+            *[f"{stage}.{s}" for stage in ("sft-lamini-orca-evol", "hh-sft", "dpo") for s in train],
+            "lm-eval.tasks=factory_smoke", "lm-eval.limit=4", "mt-bench.n=2", "mt-bench.max_tokens=8"]
+    args = ["run", "openbezoar", *[x for s in sets for x in ("--set", s)]]
+    env = {**ONE_THREAD, "OPENAI_BASE_URL": stub.openai_base_url, "OPENAI_API_KEY": "sk-ob-test", "HF_TOKEN": TOKEN}
+    r = run_factory(*args, home=home, env=env, timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    stages = {s["name"]: s for s in json.loads((home / "runs" / "openbezoar" / "run.json").read_text())["stages"]}
+    assert [s["status"] for s in stages.values()] == ["done"] * 19
+    for name in ("lamini-judged", "orca-judged", "evol-instruct-judged"):
+        assert stages[name]["rows_out"] > 0 and stages[name]["counters"]["failed"] == 0
+    # sequential SFT: one checkpoint trained on the three judged sets in the paper's order
+    sft = json.loads((Path(stages["sft-lamini-orca-evol"]["artefact"]) / "factory.json").read_text())
+    assert [d["name"] for d in sft["datasets"]] == ["lamini-judged", "orca-judged", "evol-instruct-judged"]
+    dpo = json.loads((Path(stages["dpo"]["artefact"]) / "factory.json").read_text())
+    assert dpo["base_model"] == stages["hh-sft-merged"]["artefact"]  # DPO starts from the merged SFT model
+    released = json.loads((Path(stages["dpo-merged"]["artefact"]) / "factory.json").read_text())
+    assert released["adapter"] is False and [d["name"] for d in released["datasets"]] == ["hh-pairs"]
+    assert {"factory_smoke", "mt-bench"} <= set(released["eval"])  # both evaluations reached its record
+    files = HfApi(token=TOKEN).list_repo_files("testuser/ob-tiny")
+    assert {"README.md", "factory.json", "model.safetensors"} <= set(files)
+    card = HfApi(token=TOKEN).hf_hub_download("testuser/ob-tiny", "README.md")
+    assert "factory_smoke" in Path(card).read_text() and "mt-bench" in Path(card).read_text().lower()
+    assert "sk-ob-test" not in (home / "runs" / "openbezoar" / "run.json").read_text()

@@ -242,3 +242,20 @@ def test_a_base_model_without_chat_template_gets_chatml(tmp_path, tuning):
         config = json.loads((out / "adapter_config.json").read_text())
         assert sorted(config["trainable_token_indices"]["embed_tokens"]) == [300, 301]
     generates(model, tok)
+
+
+def test_max_length_that_cuts_off_every_answer_is_a_clear_error(tmp_path, tiny_dir):
+    home = tmp_path / "home"
+    long = [{"messages": [{"role": "user", "content": "Please explain, in detail, " * 4 + f"case {i}."},
+                          {"role": "assistant", "content": f"Case {i} is simple."}]} for i in range(4)]
+    ref = import_rows(home, tmp_path, "long", long)
+    out = tmp_path / "out"
+    r = invoke(home, "-q", "train", "sft", "--model", str(tiny_dir), "--data", ref, "--out", str(out), *FAST,
+               "--set", "chat_template=openbezoar", "--set", "training.max_length=16")
+    assert r.exit_code == 2, r.output
+    assert f"no training example is left of the 4 rows of {ref}" in r.output
+    assert "raise training.max_length" in r.output
+    assert "Traceback" not in r.output and not out.exists()
+    fixed = invoke(home, "-q", "train", "sft", "--model", str(tiny_dir), "--data", ref, "--out", str(out), *FAST,
+                   "--set", "chat_template=openbezoar", "--set", "training.max_length=400")
+    assert fixed.exit_code == 0, fixed.output  # the failed start left nothing in the way

@@ -88,6 +88,12 @@ def run_job(job: Job, s: Settings) -> JobResult:
                              on_cpu=s.on_cpu, quiet=s.quiet)
     trainer = mod.make_trainer(model, tokenizer, dataset, args, peft_config, user_training=cfg.training,
                                tuning=s.tuning)
+    left = getattr(trainer, "train_dataset", None)
+    if left is not None and len(left) == 0:  # else the Trainer fails with "num_samples=0"
+        refs = ", ".join(v.ref for v in job.versions)
+        raise BadInput(f"no training example is left of the {len(dataset)} rows of {refs} after tokenizing: with "
+                       f"max_length={getattr(args, 'max_length', None)}, examples whose trained tokens are all cut "
+                       "off are dropped; raise training.max_length")
     if s.quiet:
         _silence(trainer)
 

@@ -7,7 +7,6 @@ task directory can be added with `include_paths` (its relative `data_files` are 
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -35,17 +34,14 @@ def require_lm_eval() -> Any:
 
 def model_args(ref: str, cache_dir: Path, dtype: str = "float32") -> dict[str, Any]:
     """lm-eval `hf` model arguments for a checkpoint dir (a LoRA adapter loads on its base), `local`, or a Hub id."""
-    from factory.llm.hf_local import resolve_model_source
+    from factory.llm.hf_local import adapter_base, resolve_model_source
 
     spec = ref[3:] if ref.startswith("hf:") else ref
     path = Path(spec).expanduser()
-    if path.is_dir() and (path / "adapter_config.json").is_file():
-        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if not base:
-            raise BadInput(f"{path}: the adapter does not name its base model (base_model_name_or_path)")
+    base = adapter_base(path, cache_dir) if path.is_dir() else None
+    if base is not None:
         tokenizer = path if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")) else base
-        return {"pretrained": str(resolve_model_source(base, cache_dir)), "peft": str(path.resolve()),
-                "tokenizer": str(tokenizer), "dtype": dtype}
+        return {"pretrained": str(base), "peft": str(path.resolve()), "tokenizer": str(tokenizer), "dtype": dtype}
     if spec not in ("", "local") and not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") > 1):
         raise BadInput(f"--model {ref}: no such checkpoint directory")
     return {"pretrained": str(resolve_model_source(spec, cache_dir)), "dtype": dtype}

