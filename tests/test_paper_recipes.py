@@ -53,6 +53,7 @@ def test_spin_recipe_trains_and_evaluates_every_iterate(tmp_path, tiny_dir):
     assert state["sft"]["eval"]["heldout"]["total"] > 0  # the SFT model is the table's first row
     assert all(it["eval"]["heldout"]["total"] == state["sft"]["eval"]["heldout"]["total"]
                for it in state["iterations"])
+    assert (out / "spin.png").read_bytes().startswith(b"\x89PNG")  # the table, plotted
     # each iterate's (merged) weights differ from the model before it
     w = [load_file(p / "model.safetensors") for p in (tiny_dir, out / "iter_0", out / "iter_1")]
     assert all(any(not (a[k] == b[k]).all() for k in a) for a, b in zip(w, w[1:], strict=False))
@@ -82,6 +83,7 @@ def test_self_distill_recipe_prunes_trains_merges_and_checks_the_draft(tmp_path)
     run = home / "runs" / "self-distill"
     results = json.loads((run / "distill" / "distill.json").read_text())["results"]
     assert [x["blocks"] for x in results] == [4, 3, 3, 3]
+    assert (run / "distill" / "results.png").read_bytes().startswith(b"\x89PNG")
     merged = json.loads((run / "merged" / "config.json").read_text())
     assert merged["num_hidden_layers"] == 3  # the merge of two pruned models is pruned too
     spec = json.loads((home / "evals" / "speculative-merged.json").read_text())

@@ -116,11 +116,9 @@ def report_markdown(spec: str, s: dict[str, Any]) -> str:
 
 
 def plot_distances(distances: list[float], start: int, blocks: int, path: Path, title: str) -> Path:
-    import matplotlib
+    from factory.plots import _pyplot
 
-    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     try:
         ax.plot(range(len(distances)), distances, marker="o", color="#4c72b0")

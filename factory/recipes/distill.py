@@ -10,6 +10,7 @@
      OUT/eval/<stage>.json         6. accuracy of original, pruned, pruned+SFT, pruned+self-distilled SFT
     OUT/eval/<stage>-lm-eval.json    (and, with lm_eval_tasks, their lm-eval scores)
     OUT/results.md                   and the table, with retention = score / original score
+    OUT/results.png                  the accuracies as bars
 
 A rerun skips what is finished: checkpoint directories that exist are complete (each is renamed into place
 when done), dataset versions are reused by recipe, teacher answers come from the LLM cache, and evaluations
@@ -137,6 +138,10 @@ def run_distill(store: Store, cfg: DistillConfig, sources: dict[str, str], *, ov
     _save(out, state)
     (out / "results.md").write_text(f"Held-out set {heldout.ref} ({len(rows)} rows), checker {cfg.checker}\n\n"
                                     + E.markdown_table(headers, table))
+    from factory.plots import bars
+
+    bars(out / "results.png", [r["label"] for r in results], [r["accuracy"] for r in results],
+         f"accuracy on {len(rows)} held-out rows", f"self-data distillation: {cfg.blocks} blocks pruned")
     return {**state, "table": (headers, table)}
 
 

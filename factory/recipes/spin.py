@@ -13,9 +13,9 @@ For t = 0..K-1, with model_0 the SFT model and model_t = DIR/iter_{t-1}:
 Resuming: a finished iteration (`DIR/iter_t/factory.json` with the same settings) is never redone; a rerun
 after a crash reuses the stored generations and the cached answers, and continues an interrupted DPO run from
 its partial directory. Answers of model_t (t >= 1) are cached in `DIR/llm-cache.sqlite`, which lives and dies
-with the weights that wrote them. Per-iteration metrics go to `DIR/spin.json`, with the optional evaluation of
-the SFT model and of every iterate (`eval`: held-out exact match, MT-Bench, lm-eval; see `spin_eval`) and an
-optional early stop when the reward margin stops improving.
+with the weights that wrote them. Per-iteration metrics go to `DIR/spin.json`, plotted in `DIR/spin.png`, with
+the optional evaluation of the SFT model and of every iterate (`eval`: held-out exact match, MT-Bench, lm-eval;
+see `spin_eval`) and an optional early stop when the reward margin stops improving.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 METHOD = "spin"
 PAPERS = (SPIN, DPO)  # self-play fine-tuning, trained with DPO's loss against the previous iterate
 SPIN_JSON = "spin.json"
+SPIN_PLOT = "spin.png"
 LLM_CACHE = "llm-cache.sqlite"
 METRIC_KEYS = ("train_loss", "rewards/margins", "rewards/chosen", "rewards/rejected", "rewards/accuracies")
 
@@ -281,3 +282,20 @@ def _write_summary(out: Path, cfg: SpinConfig, history: list[dict[str, Any]], sf
     tmp = out / f".{SPIN_JSON}.tmp"
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(out / SPIN_JSON)
+    plot(out / SPIN_PLOT, history, sft)
+
+
+def plot(path: Path, history: list[dict[str, Any]], sft: dict[str, Any] | None) -> Path | None:
+    """spin.png: the reward margin and accuracy per iteration, and each evaluation from the SFT model on."""
+    from factory.plots import line_panels
+    from factory.recipes.spin_eval import columns
+
+    metrics = [h.get("metrics") or {} for h in history]
+    rows = ([sft] if sft else []) + history
+    labels = (["SFT"] if sft else []) + [str(h["iteration"]) for h in history]
+    pad = [None] if sft else []  # the SFT model was not trained here: no training metrics
+    training = {"reward margin": pad + [m.get("rewards/margins") for m in metrics],
+                "reward accuracy": pad + [m.get("rewards/accuracies") for m in metrics]}
+    evals = {header: [read(r.get("eval") or {}) for r in rows] for header, read in columns(rows)}
+    return line_panels(path, labels, [("training (implicit reward)", training), ("evaluation", evals)],
+                       "SPIN: iteration by iteration")
