@@ -123,7 +123,9 @@ async def list_or_create(hub: HubContext, request: web.Request, store: Collectio
         for data in store.all():
             if not _visible(hub, user, data) or (owners and data["namespace"].lower() not in owners):
                 continue
-            if wanted and not wanted & {f"{i['type']}s/{i['id']}".lower() for i in data["items"]}:
+            # only items the caller may see count: a private repo's name in a public collection is no answer
+            listed = {f"{i['type']}s/{i['id']}".lower(): i for i in data["items"]} if wanted else {}
+            if wanted and not any(_item_visible(hub, store, user, listed[w]) for w in wanted & set(listed)):
                 continue
             found.append(data)
         found.sort(key=lambda d: d["lastUpdated"], reverse=True)

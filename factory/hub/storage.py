@@ -117,17 +117,29 @@ class HubStorage:
     def repo_has_blob(self, meta: RepoMeta, sha256: str) -> bool:
         """Whether `meta` may reference `sha256`: uploaded to it, or in one of its commits (repos made before
         markers existed). Never whether some other repo holds it."""
-        if not self.has_blob(sha256):
-            return False
+        return self.blob_checker(meta)(sha256)
+
+    def blob_checker(self, meta: RepoMeta) -> Callable[[str], bool]:
+        """`repo_has_blob` for the many oids of one request: the repo's history is read once, not once per oid
+        (an LFS batch of 5,000 oids other repos hold, against 30 commits, took 12 s of the event loop)."""
         repo_dir = self._repo_dir(meta.key)
-        if (repo_dir / "objects" / sha256).exists():
-            return True
-        for path in (repo_dir / "commits").glob("*.json"):
-            commit = self.read_commit(meta, path.stem)
-            if commit is not None and any(e.lfs and e.sha256 == sha256 for e in commit.tree.values()):
+        in_history: set[str] | None = None
+
+        def check(sha256: str) -> bool:
+            nonlocal in_history
+            if not self.has_blob(sha256):
+                return False
+            if (repo_dir / "objects" / sha256).exists():
+                return True
+            if in_history is None:
+                commits = (self.read_commit(meta, path.stem) for path in (repo_dir / "commits").glob("*.json"))
+                in_history = {e.sha256 for c in commits if c is not None for e in c.tree.values() if e.lfs}
+            if sha256 in in_history:
                 self.grant_blob(meta, sha256)
                 return True
-        return False
+            return False
+
+        return check
 
     def put_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()

@@ -65,12 +65,13 @@ async def lfs_batch(hub: HubContext, request: web.Request, meta: RepoMeta) -> we
     wanted = body.get("objects") or []
     if not isinstance(wanted, list) or len(wanted) > MAX_OPERATIONS:
         raise HubError(422, f"'objects' must be a list of at most {MAX_OPERATIONS} objects")
+    has_blob = hub.storage.blob_checker(meta)
     for obj in wanted:
         oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
         if not isinstance(oid, str) or not SHA256.fullmatch(oid) or type(size) is not int or size < 0:
             bad = {"oid": str(oid)[:64], "size": size if type(size) is int else 0, "error": _lfs_err("Bad oid")}
             objects.append(bad)
-        elif hub.storage.repo_has_blob(meta, oid):
+        elif has_blob(oid):
             # Existence is answered for this repo only: another repo's objects must be uploaded again here.
             objects.append({"oid": oid, "size": size})
         else:
@@ -169,6 +170,7 @@ def _stage(
 ) -> list[tuple[str, str, Entry | None]]:
     """Write every added file's blob (durable before the commit exists) and check LFS objects are this repo's."""
     staged: list[tuple[str, str, Entry | None]] = []
+    has_blob = hub.storage.blob_checker(meta)
     for key, value in ops:
         path = str(value["path"]).rstrip("/")
         if key == "file":
@@ -186,7 +188,7 @@ def _stage(
                 raise bad_request(f"Invalid size for {path}: expected a non-negative integer")
             # Only objects uploaded to this repo (or in its history) count: a pointer to another user's
             # private file reads exactly like a pointer to nothing.
-            if not isinstance(oid, str) or not hub.storage.repo_has_blob(meta, oid):
+            if not isinstance(oid, str) or not has_blob(oid):
                 raise bad_request(
                     "Your push was rejected because an LFS pointer pointed to a file that does not exist. "
                     f"Offending file: - {path}"
