@@ -120,7 +120,8 @@ def create_app(store: Store, settings: Settings | None = None, token: str | None
                 ("prompt", [s["cost"]["prompt_tokens"] for s in stages]),
                 ("completion", [s["cost"]["completion_tokens"] for s in stages])]))
             figures.append(charts.bars("$ per stage", labels, [("usd", [s["cost"]["usd"] for s in stages])]))
-        return page(request, "charts.jinja", v=v, figures=figures, errors=data["errors"], stages=stages)
+        return page(request, "charts.jinja", v=v, figures=figures, errors=data["errors"], stages=stages,
+                    sampled=data["sampled"])
 
     async def diff(request: Request) -> Response:
         a, b = request.query_params.get("a", ""), request.query_params.get("b", "")

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 _HEX = re.compile(r"^[0-9a-f]{1,64}$")
 SAMPLE = 20
+CHART_ROWS = 100_000
+MAX_DIFF_BYTES = 256 * 2**20
 LENGTH_COLUMNS = ("instruction", "input", "response", "prompt", "chosen", "rejected", "text")
 
 
@@ -112,6 +114,11 @@ def diff(old: DatasetVersion, new: DatasetVersion, key: str | None) -> DiffView:
 
     from factory.store.diff import diff_versions
 
+    size = sum(f.bytes for v in (old, new) for f in v.manifest.files)
+    if size > MAX_DIFF_BYTES:
+        # a diff holds both versions in memory, several times their Parquet size (90 MB of Parquet: 860 MB)
+        raise BadInput(f"{old.ref} and {new.ref} are {size / 2**20:,.0f} MiB of Parquet, more than the viewer diffs "
+                       f"per request ({MAX_DIFF_BYTES // 2**20} MiB): use `factory datasets diff {old.ref} {new.ref}`")
     a, b = old.read(), new.read()
     if key is not None and (key not in a.columns or key not in b.columns):
         raise BadInput(f"key={key[:60]!r}: not a column of both versions")
@@ -148,15 +155,22 @@ def chart_data(store: Store, version: DatasetVersion) -> dict[str, Any]:
     """Judge score histograms, word-length distributions and per-stage counters and costs along the lineage."""
     import polars as pl
 
-    lf = version.scan()
-    schema = lf.collect_schema()
-    scores = {c: lf.select(pl.col(c)).collect()[c].drop_nulls().to_list() for c in score_columns(schema)}
+    schema = version.scan().collect_schema()
+
+    def first_rows() -> pl.LazyFrame:
+        # the histograms read the first CHART_ROWS rows (a fresh scan each: only those row groups are decoded);
+        # reading every row made the page take 7 s for a million rows, and grow with the version
+        return version.scan().head(CHART_ROWS)
+
+    scores = {c: first_rows().select(pl.col(c)).collect()[c].drop_nulls().to_list() for c in score_columns(schema)}
     lengths = {}
     for c in [c for c in LENGTH_COLUMNS if schema.get(c) == pl.String]:
-        counts = lf.select(pl.col(c).fill_null("").str.count_matches(r"\S+")).collect()[c]
+        counts = first_rows().select(pl.col(c).fill_null("").str.count_matches(r"\S+")).collect()[c]
         lengths[c] = counts.to_list()
+    lf = version.scan()
     errors = {c: int(lf.select(pl.col(c).is_not_null().sum()).collect().item())
               for c in schema if c == "error" or c.endswith("_error")}
     stages = flatten(lineage(store, version))
-    return {"scores": scores, "lengths": lengths, "errors": errors,
+    sampled = CHART_ROWS if version.manifest.rows > CHART_ROWS else None
+    return {"scores": scores, "lengths": lengths, "errors": errors, "sampled": sampled,
             "stages": [s for s in stages if not s.get("missing")]}

@@ -126,3 +126,32 @@ def test_the_token_login_redirect_stays_on_this_site(token_server, path):
     assert status == 303 and location.startswith("/") and location[1:2] not in ("/", "\\"), location
     assert "\r" not in location and "\n" not in location and "\t" not in location
     assert location.endswith("?page=2") and TOKEN not in location
+
+
+def test_a_diff_of_versions_too_large_to_hold_is_refused_before_reading(server, home):
+    # a diff holds both versions in memory (90 MB of Parquet took 860 MB): a big version is refused from what
+    # its manifest says, before a byte of it is read
+    store = Store(home)
+    with store.writer("huge", stage=StageInfo(kind="import", name="import", version="1"), config={}) as w:
+        w.write(pl.DataFrame({"id": [1, 2]}))
+        huge = w.commit()
+    manifest = json.loads((huge.path / "manifest.json").read_text())
+    manifest["files"][0]["bytes"] = 300 * 2**20
+    (huge.path / "manifest.json").write_text(json.dumps(manifest))
+    status, _, body = server.get("/diff?a=huge&b=odd")
+    assert status == 400 and "factory datasets diff" in _error(body) and "MiB of Parquet" in _error(body)
+    assert server.get("/diff?a=odd&b=gen")[0] == 200
+
+
+def test_charts_of_a_big_version_read_only_its_first_rows(server, home):
+    store = Store(home)
+    n = 100_001
+    with store.writer("tall", stage=StageInfo(kind="import", name="import", version="1"), config={}) as w:
+        w.write(pl.DataFrame({"judge_score": [float(i % 10) for i in range(n)], "response": ["a b"] * n}))
+        tall = w.commit()
+    status, _, body = server.get(f"/v/tall/{tall.version}/charts")
+    assert status == 200 and "judge_score histogram (n=100000)" in body
+    assert "response length (words) (n=100000)" in body
+    assert "Histograms of the first 100,000 of 100,001 rows." in body
+    small = store.latest("gen")
+    assert 'id="sampled"' not in server.get(f"/v/gen/{small.version}/charts")[2]
