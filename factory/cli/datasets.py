@@ -88,7 +88,7 @@ def list_(app: App, show_all: bool) -> None:
 
 @datasets.command()
 @click.argument("ref")
-@click.option("--rows", "-k", default=5, show_default=True, help="How many rows to print.")
+@click.option("--rows", "-k", default=5, show_default=True, type=click.IntRange(min=0), help="How many rows to print.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @pass_app
 def show(app: App, ref: str, rows: int, as_json: bool) -> None:
@@ -112,7 +112,7 @@ def show(app: App, ref: str, rows: int, as_json: bool) -> None:
         click.echo(f"cost:     {c.requests} requests, {c.prompt_tokens}+{c.completion_tokens} tokens, ${c.usd:.4f}")
     click.echo(f"path:     {v.path}")
     if rows > 0:
-        head = v.scan().head(rows).collect()
+        head = v.scan().head(min(rows, m.rows)).collect()  # polars takes no more than an int64
         click.echo("")
         for i, row in enumerate(head.iter_rows(named=True)):
             click.echo(f"[{i}]")

@@ -74,7 +74,8 @@ def diff_versions(old: pl.DataFrame, new: pl.DataFrame, key: str | None = None) 
         ca = pl.DataFrame({"h": h_old}).group_by("h").len()
         cb = pl.DataFrame({"h": h_new}).group_by("h").len()
         j = ca.join(cb, on="h", how="full", coalesce=True, suffix="_new").fill_null(0)
+        j = j.with_columns(pl.col("len", "len_new").cast(pl.Int64))  # counts are u32: 0 - 1 would wrap around
         d.removed = int((j["len"] - j["len_new"]).clip(lower_bound=0).sum())
         d.added = int((j["len_new"] - j["len"]).clip(lower_bound=0).sum())
-        d.unchanged = int(pl.min_horizontal(j["len"], j["len_new"]).sum())
+        d.unchanged = int(j.select(pl.min_horizontal("len", "len_new")).to_series().sum())
     return d

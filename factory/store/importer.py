@@ -6,6 +6,7 @@ the same file twice gives the same version (and writes nothing the second time).
 
 from __future__ import annotations
 
+from factory.errors import BadInput
 from factory.store.manifest import StageInfo
 from factory.store.sources import apply_map, read_source, require_columns
 from factory.store.store import DatasetVersion, Store
@@ -19,6 +20,8 @@ def import_dataset(store: Store, source: str, name: str, mapping: dict[str, str]
     """Import `source` as a version of `name`. Returns (version, created) — created is False on a re-import."""
     src = read_source(source, fmt, split=split, subset=subset)
     df = apply_map(src.data, mapping or {}, source)
+    if not df.columns:  # `{}` on every line: a version no stage, export or viewer can use
+        raise BadInput(f"{source}: no columns to store (every row is an empty object)")
     if require:
         require_columns(df.columns, require, source)
     config = {"format": src.format, "fingerprint": src.fingerprint, "map": dict(sorted((mapping or {}).items()))}

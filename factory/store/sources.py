@@ -182,7 +182,11 @@ def _read_arrow_dir(path: Path, split: str) -> pl.DataFrame:
     import datasets
     import polars as pl
 
-    ds = datasets.load_from_disk(str(path))
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError:  # `datasets` says so for any folder that lacks its state files
+        raise BadInput(f"{path}: not a `datasets` save_to_disk directory (no state.json or "
+                       "dataset_dict.json)") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise BadInput(f"{path}: no split {split!r} (splits: {', '.join(ds)}); pass --split")
@@ -209,7 +213,17 @@ def apply_map(df: pl.DataFrame, mapping: dict[str, str], source: str) -> pl.Data
     missing = [old for old in mapping.values() if old not in df.columns]
     if missing:
         raise BadInput(f"--map: column {missing[0]!r} not in {source} (columns: {', '.join(df.columns)})")
-    return df.rename({old: new for new, old in mapping.items() if old != new})
+    sources = list(mapping.values())
+    twice = next((old for old in sources if sources.count(old) > 1), None)
+    if twice is not None:  # a rename moves a column: the second name would silently get nothing
+        raise BadInput(f"--map: column {twice!r} is mapped to more than one name")
+    renamed = {old: new for new, old in mapping.items() if old != new}
+    kept = [c for c in df.columns if c not in renamed]
+    clash = next((new for new in renamed.values() if new in kept), None)
+    if clash is not None:
+        raise BadInput(f"--map: {source} already has a column {clash!r}; rename that one too "
+                       f"(--map OTHER={clash}) or pick another name")
+    return df.rename(renamed)
 
 
 def parse_map(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -218,6 +232,8 @@ def parse_map(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
         new, sep, old = pair.partition("=")
         if not sep or not new.strip() or not old.strip():
             raise BadInput(f"--map expects new=old, got {pair!r}")
+        if new.strip() in mapping:
+            raise BadInput(f"--map: column {new.strip()!r} is given twice ({mapping[new.strip()]} and {old.strip()})")
         mapping[new.strip()] = old.strip()
     return mapping
 

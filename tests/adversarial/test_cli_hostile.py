@@ -1,0 +1,144 @@
+"""A hostile user at the command line, on the data stages: conflicting `--map`s, absurd numbers, export targets
+that are not files, columns of the wrong type. Each is a one-line error (exit 2) or the right result, never a
+traceback, a silent loss or a damaged file outside the store; through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from factory.cli.main import cli
+from factory.store import Store
+from tests.helpers import write_jsonl
+
+ROWS = [{"instruction": "What is 2+2?", "response": "4"}, {"instruction": "Name a colour", "response": "red"},
+        {"instruction": "Capital of France?", "response": "Paris"}]
+
+
+def invoke(home, *args):
+    return CliRunner().invoke(cli, ["--home", str(home), "-q", *args])
+
+
+def one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    r = invoke(home, "datasets", "import", str(write_jsonl(tmp_path / "good.jsonl", ROWS)), "--name", "good")
+    assert r.exit_code == 0, r.output
+    return home
+
+
+@pytest.mark.parametrize("maps, needle", [
+    (["a=instruction", "a=response"], "'a'"),  # the same new name twice: one column would vanish
+    (["a=response", "b=response"], "'response'"),  # the same source twice: one name would vanish
+    (["instruction=response"], "'instruction'"),  # onto a column the source already has
+])
+def test_conflicting_maps_are_refused_and_nothing_is_stored(home, tmp_path, maps, needle) -> None:
+    args = [x for m in maps for x in ("--map", m)]
+    one_line_error(invoke(home, "datasets", "import", str(tmp_path / "good.jsonl"), "--name", "m", *args), needle)
+    assert Store(home).latest("m") is None
+
+
+def test_a_map_that_swaps_two_columns_still_works(home, tmp_path) -> None:
+    r = invoke(home, "datasets", "import", str(tmp_path / "good.jsonl"), "--name", "swapped",
+               "--map", "instruction=response", "--map", "response=instruction")
+    assert r.exit_code == 0, r.output
+    assert Store(home).latest("swapped").read().row(0, named=True) == {"instruction": "4",
+                                                                       "response": "What is 2+2?"}
+
+
+def test_rows_without_columns_are_refused(home, tmp_path) -> None:
+    write_jsonl(tmp_path / "empty-objects.jsonl", [{}, {}])
+    one_line_error(invoke(home, "datasets", "import", str(tmp_path / "empty-objects.jsonl"), "--name", "e"),
+                   "no columns")
+
+
+def test_a_directory_that_is_not_a_saved_dataset(home, tmp_path) -> None:
+    (tmp_path / "plain").mkdir()
+    one_line_error(invoke(home, "datasets", "import", str(tmp_path / "plain"), "--name", "p", "--format", "arrow-dir"),
+                   "save_to_disk")
+
+
+@pytest.mark.parametrize("k", ["-1", "99999999999999999999"])
+def test_show_with_an_absurd_row_count(home, k) -> None:
+    result = invoke(home, "datasets", "show", "good", "-k", k)
+    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
+    if k.startswith("-"):
+        assert result.exit_code == 2, result.output
+    else:  # more than there are: all of them
+        assert result.exit_code == 0 and "[2]" in result.output and "Paris" in result.output, result.output
+
+
+def test_diff_without_a_key_counts_rows(home, tmp_path) -> None:
+    write_jsonl(tmp_path / "more.jsonl", [*ROWS[:2], {"instruction": "New?", "response": "yes"}])
+    assert invoke(home, "datasets", "import", str(tmp_path / "more.jsonl"), "--name", "more").exit_code == 0
+    result = invoke(home, "datasets", "diff", "good", "more")
+    assert result.exit_code == 0, result.output
+    assert "rows: 3 -> 3" in result.output and "+1 added, -1 removed" in result.output
+    assert "2 unchanged" in result.output, result.output
+
+
+def test_export_into_a_folder_that_cannot_be_made(home, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    one_line_error(invoke(home, "datasets", "export", "good", "-o", str(blocker / "x.jsonl")), str(blocker))
+    assert blocker.read_text() == "keep me"
+
+
+def test_export_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(home, tmp_path) -> None:
+    """`-o /dev/stdout` is a device, a process substitution a FIFO: rename-into-place would replace the node
+    itself with a regular file (as root: /dev/stdout for every later program)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdout.write(open({str(fifo)!r}).read())"],
+                              stdout=subprocess.PIPE, text=True)
+    result = invoke(home, "datasets", "export", "good", "-o", str(fifo))
+    out, _ = reader.communicate(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in out.splitlines()] == ROWS
+    assert fifo.is_fifo()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_export_to_dash_is_stdout(home, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--home", str(home), "-q", "datasets", "export", "good", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == ROWS
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("args", [["datasets", "export", "big", "-o", "-"],
+                                  ["datasets", "export", "big", "-o", "{tmp}/stdout", "--format", "csv"],
+                                  ["datasets", "show", "big", "-k", "20000"]])
+def test_output_piped_into_head(tmp_path, args) -> None:
+    """`factory datasets export big -o - | head -1`: the reader goes away early; no traceback, no error line."""
+    home = tmp_path / "home"
+    rows = [{"instruction": f"question {i} " + "w" * 60, "response": "r" * 60} for i in range(20000)]
+    assert invoke(home, "datasets", "import", str(write_jsonl(tmp_path / "big.jsonl", rows)), "--name",
+                  "big").exit_code == 0
+    (tmp_path / "stdout").symlink_to("/proc/self/fd/1")  # what /dev/stdout is, without touching the real one
+    env = {**os.environ, "FACTORY_HOME": str(home)}
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = subprocess.Popen([sys.executable, "-m", "factory", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert first.strip()
+    assert "Traceback" not in err and "error" not in err, err
+    assert proc.returncode in (0, 1), err  # click's own exit for a closed pipe is 1
+    assert (tmp_path / "stdout").is_symlink()
