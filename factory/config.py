@@ -25,7 +25,8 @@ T = TypeVar("T", bound="StrictModel")
 class StrictModel(BaseModel):
     """Base for every config: unknown keys are errors, assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # nan and inf are never a setting: a temperature or price of inf reaches a provider, or a budget check, as nonsense
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @classmethod
     def open_sections(cls) -> dict[str, Iterable[str]]:

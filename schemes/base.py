@@ -26,7 +26,7 @@ COMMON_OUTPUTS = {"id": "str", "instruction": "str", "input": "str", "response":
 
 
 class SchemeConfig(StrictModel):
-    seed: int = Field(0, description="Seed for the scheme's random choices (same as --set seed=S).")
+    seed: int = Field(0, ge=0, lt=2**64, description="Seed for the scheme's random choices (same as --set seed=S).")
     temperature: float = Field(0.7, ge=0, description="teacher sampling temperature")
     max_tokens: int = Field(768, ge=1, description="max tokens of a teacher response")
     response_system: str | None = Field(None, description="system prompt for the response step")

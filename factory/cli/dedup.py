@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from factory.cli._executor import executor_options, executor_settings
@@ -64,12 +66,16 @@ def dedup(app: App, ref: str, near: bool, semantic: bool, threshold: float | Non
     elif semantic:
         cls = DedupSemantic
         if embedding_model:
+            if embedding_model.startswith(("/", ".", "~")) and not Path(embedding_model).expanduser().exists():
+                raise BadInput(f"--embedding-model {embedding_model}: no such folder")
             values["model"] = embedding_model
     else:
         cls = DedupExact
-    if threshold is not None and cls is not DedupExact:
+    if threshold is not None:
+        if cls is DedupExact:
+            raise BadInput("--threshold applies to --near or --semantic; exact dedup has none")
         values["threshold"] = threshold
-    stage = cls(build_config(cls.Config, **values))
+    stage = cls(build_config(cls.Config, overrides=values))  # a `model` key would clash with the positional
     scale = executor_settings(kw)
     if scale["executor"] == "ray":
         if cls is not DedupNear:

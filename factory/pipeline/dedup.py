@@ -95,7 +95,7 @@ class DedupConfig(StrictModel):
 
 class NearConfig(DedupConfig):
     threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of near duplicates.")
-    num_perm: int = Field(128, ge=8, description="MinHash permutations.")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations.")
     shingle: int = Field(3, ge=1, description="Words per shingle.")
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from factory.config import StrictModel
 from factory.errors import BadInput
 from factory.pipeline.stage import Stage
+from factory.store.sources import require_types
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,6 +52,7 @@ def apply_filters(df: pl.DataFrame, column: str, min_words: int | None, max_word
 
     if column not in df.columns:
         raise BadInput(f"--column {column!r}: no such column (have: {', '.join(df.columns)})")
+    require_types(df.schema, {column: "str"}, "--column")  # words of a number or a list would be made up
     unknown = [lang for lang in languages or [] if lang not in STOPWORDS]
     if unknown:
         raise BadInput(f"--language {unknown[0]!r}: not one of {', '.join(STOPWORDS)}")

@@ -142,3 +142,64 @@ def test_output_piped_into_head(tmp_path, args) -> None:
     assert "Traceback" not in err and "error" not in err, err
     assert proc.returncode in (0, 1), err  # click's own exit for a closed pipe is 1
     assert (tmp_path / "stdout").is_symlink()
+
+
+@pytest.fixture
+def stub(openai_stub):
+    return openai_stub(key="sk-hostile-test")
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--set", "seed=-1"], ["--set", f"seed={2**64}"]])
+def test_a_seed_out_of_range_is_refused_before_any_call(home, stub, args) -> None:
+    result = invoke(home, "build", "evol-instruct", "--from", "good", "--llm", "openai:stub-model", "--n", "2", *args)
+    assert result.exit_code == 2 and "seed" in result.output, result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
+    assert stub.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("args, key", [
+    (["generate", "good", "--llm", "openai:stub-model", "--temperature", "inf"], "temperature"),
+    (["build", "evol-instruct", "--from", "good", "--llm", "openai:stub-model", "--set", "temperature=.inf"],
+     "temperature"),
+    (["build", "evol-instruct", "--from", "good", "--llm", "openai:stub-model", "--timeout", "inf"], "timeout"),
+    (["dedup", "good", "--near", "--threshold", "inf"], "threshold"),
+])
+def test_infinite_settings_name_the_key(home, stub, args, key) -> None:
+    dry = ["--dry-run"] if "--llm" in args else []  # were it accepted, nothing is sent and nothing waits forever
+    one_line_error(invoke(home, *args, *dry), key)
+    assert stub.stats()["requests"] == 0
+
+
+def test_dedup_threshold_without_near_or_semantic_is_refused(home) -> None:
+    one_line_error(invoke(home, "dedup", "good", "--threshold", "0.5"), "--threshold")
+    assert Store(home).latest("good-dedup") is None
+
+
+def test_dedup_num_perm_has_a_ceiling(home) -> None:
+    result = invoke(home, "dedup", "good", "--near", "--num-perm", "99999999999")
+    assert result.exit_code == 2 and "--num-perm" in result.output, result.output
+    assert "MemoryError" not in result.output
+
+
+def test_dedup_semantic_with_an_embedding_model(home, tmp_path) -> None:
+    """--embedding-model used to crash every time (`model` passed twice to build_config)."""
+    from factory.pipeline.semantic import default_model
+
+    one_line_error(invoke(home, "dedup", "good", "--semantic", "--embedding-model", str(tmp_path / "nope")),
+                   "--embedding-model")
+    write_jsonl(tmp_path / "twice.jsonl", [*ROWS, ROWS[0]])
+    assert invoke(home, "datasets", "import", str(tmp_path / "twice.jsonl"), "--name", "twice").exit_code == 0
+    result = invoke(home, "dedup", "twice", "--semantic", "--embedding-model", str(default_model()))
+    assert result.exit_code == 0, result.output
+    assert Store(home).latest("twice-dedup").manifest.counters["dropped"] == 1
+
+
+@pytest.mark.parametrize("rows, column", [([{"response": 7}, {"response": 8}], "response"),
+                                          ([{"response": {"text": "a b c"}}] * 2, "response"),
+                                          ([{"response": ["a b", "c"]}] * 2, "response")])
+def test_filter_refuses_a_column_that_is_not_text(home, tmp_path, rows, column) -> None:
+    """Counting words of a number or a struct used to keep every row and exit 0."""
+    write_jsonl(tmp_path / "typed.jsonl", rows)
+    assert invoke(home, "datasets", "import", str(tmp_path / "typed.jsonl"), "--name", "typed").exit_code == 0
+    one_line_error(invoke(home, "filter", "typed", "--min-words", "2"), f"column {column!r}")
+    assert Store(home).latest("typed-filtered") is None
