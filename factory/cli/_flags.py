@@ -23,6 +23,7 @@ The click parameter is named after the field, so `take(Model, kwargs)` collects 
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -94,8 +95,21 @@ def click_type(annotation: Any, metadata: list[Any]) -> click.ParamType:
     if annotation is int:
         return click.IntRange(**bounds) if bounds else click.INT
     if annotation is float:
-        return click.FloatRange(**bounds) if bounds else click.FLOAT
+        return click.FloatRange(**bounds) if bounds else click.FLOAT  # the model refuses nan, naming its key
     return click.STRING
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and inf: both pass click's range checks (nan compares false to any bound),
+    and a budget or fraction of nan is no setting."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def take(model: type[BaseModel], kw: dict[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:

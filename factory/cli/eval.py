@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from factory.cli._flags import FiniteFloat
 from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
 from factory.cli.eval_lm import lm_eval_command
 from factory.cli.main import App
@@ -35,7 +36,7 @@ eval_.add_command(lm_eval_command)
 @click.option("--name", "prefix", help="Name prefix of the stored answers and judgments (default: mt-bench-MODEL).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Longest model answer per turn.")
-@click.option("--temperature", type=click.FloatRange(min=0),
+@click.option("--temperature", type=FiniteFloat(min=0),
               help="Model temperature (default: MT-Bench's per category: 0.7 writing/roleplay, 0.1 stem/humanities, "
                    "0 for the rest).")
 @click.option("--judge-max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from factory.cli._flags import FiniteFloat
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -20,7 +21,7 @@ pass_app = click.make_pass_decorator(App)
               help="lm-eval task names, comma-separated (offline: factory_smoke, or tasks from --include-path).")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(file_okay=False),
               help="A directory of lm-eval task YAML files (repeatable); relative data_files are resolved.")
-@click.option("--limit", type=click.FloatRange(min=0, min_open=True),
+@click.option("--limit", type=FiniteFloat(min=0, min_open=True),
               help="Examples per task (an integer), or a fraction of each task (below 1).")
 @click.option("--num-fewshot", type=click.IntRange(min=0), help="Few-shot examples (default: the task's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from factory.cli._flags import FiniteFloat
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -18,7 +19,7 @@ pass_app = click.make_pass_decorator(App)
               help="Set a recipe variable (teacher=openai:gpt-4o) or a stage's key (lamini.n=100); repeatable.")
 @click.option("--from", "start", metavar="STAGE", help="Start at this stage (the ones before it must be done).")
 @click.option("--until", metavar="STAGE", help="Stop after this stage.")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+@click.option("--budget", type=FiniteFloat(min=0, min_open=True), metavar="USD",
               help="Cap on dollars for the whole run: each LLM stage gets what is left.")
 @click.option("--batch", is_flag=True,
               help="Send every LLM stage whose models have a batch API (openai:, anthropic:) through it: half the "
@@ -49,6 +50,7 @@ def run(app: App, recipe: str, sets: tuple[str, ...], start: str | None, until: 
     spec = load_recipe(path, sets)
     runner = Runner(cli, app.store.home, spec, budget=budget, batch=batch)
     runner.check()  # every stage's command line parses, before anything runs or is printed
+    runner.span(start, until)
     if dry_run:
         from factory.recipes.report import dry_run_plan
 

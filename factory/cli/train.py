@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from factory.cli._flags import FiniteFloat
 from factory.cli.main import App
 
 _RUN_KEYS = ("model", "data", "out", "config_file", "sets", "overwrite", "resume")
@@ -95,7 +96,7 @@ def dpo(ctx: click.Context, **opts: Any) -> None:
 @click.option("--n", "n", type=int, help="Use only the first N rows of the SFT dataset.")
 @click.option("--eval", "heldout", metavar="REF",
               help="Evaluate every iterate (and the SFT model) by exact match on this held-out set.")
-@click.option("--eval-fraction", "fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--eval-fraction", "fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               help="Hold this share of --data out (not self-played, not trained on) and evaluate on it.")
 @click.option("--eval-n", "eval_n", type=click.IntRange(min=1), help="Evaluate on the first N held-out rows.")
 @click.option("--mt-bench-judge", metavar="SPEC", help="Also run MT-Bench on every iterate, judged by this LLM.")
@@ -301,7 +302,7 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
               help="Also score every model with these lm-eval tasks (the `eval` extra), with retention.")
 @click.option("--lm-eval-include", multiple=True, type=click.Path(file_okay=False),
               help="A directory of lm-eval task YAML files (repeatable).")
-@click.option("--lm-eval-limit", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lm-eval-limit", type=FiniteFloat(min=0, min_open=True),
               help="Examples per lm-eval task (an integer), or a fraction of each task (below 1).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A training config key for both SFT runs: tuning=full, training.num_train_epochs=2, lora.r=8, ...")

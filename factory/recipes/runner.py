@@ -119,12 +119,20 @@ class Runner:
         return entry
 
     # -- running ----------------------------------------------------------------------------------------------
+    def span(self, start: str | None = None, until: str | None = None) -> tuple[int, int]:
+        """The positions of --from and --until in the run order; unknown names, or --from after --until, are errors
+        (a dry run checks them too, so it never shows a plan the real run would refuse)."""
+        names = [s.name for s in self.recipe.order()]
+        first = names.index(self.recipe.stage(start).name) if start else 0
+        last = names.index(self.recipe.stage(until).name) if until else len(names) - 1
+        if first > last:
+            raise BadInput(f"--from {start} comes after --until {until} in recipe {self.recipe.name}: nothing to run")
+        return first, last
+
     def run(self, start: str | None = None, until: str | None = None) -> list[Outcome]:
         self.check()
         order = self.recipe.order()
-        names = [s.name for s in order]
-        first = names.index(self.recipe.stage(start).name) if start else 0
-        last = names.index(self.recipe.stage(until).name) if until else len(order) - 1
+        first, last = self.span(start, until)
         outcomes: list[Outcome] = []
         spent = 0.0
         for i, stage in enumerate(order):

@@ -203,3 +203,19 @@ def test_filter_refuses_a_column_that_is_not_text(home, tmp_path, rows, column) 
     assert invoke(home, "datasets", "import", str(tmp_path / "typed.jsonl"), "--name", "typed").exit_code == 0
     one_line_error(invoke(home, "filter", "typed", "--min-words", "2"), f"column {column!r}")
     assert Store(home).latest("typed-filtered") is None
+
+
+@pytest.mark.parametrize("args, needle", [(["--from", "nope"], "'nope'"), (["--until", "nope"], "'nope'"),
+                                          (["--from", "lamini-dedup", "--until", "lamini"], "comes after"),
+                                          (["--budget", "nan"], "--budget")])
+def test_run_refuses_bad_stage_names_and_budgets_in_a_dry_run_too(home, args, needle) -> None:
+    """The dry run is how a user validates a command; it used to print the full plan for a --from that the real
+    run would refuse, and take a nan budget."""
+    result = invoke(home, "run", "quickstart", "--dry-run", *args)
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert "cost ceiling" not in result.output, result.output
+
+
+def test_eval_temperature_refuses_nan(home) -> None:
+    result = invoke(home, "eval", "mt-bench", "--model", "x", "--judge", "y", "--temperature", "nan")
+    assert result.exit_code == 2 and "finite" in result.output, result.output
