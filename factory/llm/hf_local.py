@@ -50,14 +50,14 @@ def resolve_model_source(spec: str | Path | None, cache_dir: Path) -> Path | str
     path = Path(text).expanduser()
     if path.exists() or isinstance(spec, Path) or _looks_like_path(text):
         if not path.is_dir():
-            raise FactoryError(f"model folder not found: {path}" if not path.exists() else f"not a folder: {path}")
+            raise BadInput(f"model folder not found: {path}" if not path.exists() else f"not a folder: {path}")
         missing = []
         if not (path / "config.json").is_file() and not (path / ADAPTER).is_file():
             missing.append("config.json")
         if not any((path / name).is_file() for name in TOKENIZER_FILES):
             missing.append("tokenizer (tokenizer.json or tokenizer_config.json)")
         if missing:
-            raise FactoryError(f"model folder {path} has no {' and no '.join(missing)}")
+            raise BadInput(f"model folder {path} has no {' and no '.join(missing)}")
         return path
     return text  # a Hub id
 

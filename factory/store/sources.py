@@ -6,6 +6,8 @@ content does (a file's sha256, a Hub dataset's fingerprint), which names the imp
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,8 +97,12 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
 
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: empty file")
+    source: Path | io.BytesIO = path
+    with open(path, "rb") as fh:
+        if fh.read(3) == codecs.BOM_UTF8:  # Notepad and PowerShell start UTF-8 with a BOM; polars chokes on it
+            source = io.BytesIO(fh.read())
     try:
-        return pl.read_ndjson(path, infer_schema_length=None)
+        return pl.read_ndjson(source, infer_schema_length=None)
     except Exception as exc:  # polars does not say which line; find it ourselves
         line = _first_bad_json_line(path)
         if line:

@@ -129,7 +129,10 @@ class Store:
 
     def ensure(self) -> None:
         """Create the store on first write."""
-        self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a --home under /proc, on a read-only disk, below a file
+            raise BadInput(f"cannot create the factory home {self.home}: {exc.strerror or exc}") from None
         marker = self.home / MARKER
         if not marker.exists():
             atomic_write(marker, json.dumps({"format": STORE_FORMAT}) + "\n")

@@ -219,3 +219,36 @@ def test_run_refuses_bad_stage_names_and_budgets_in_a_dry_run_too(home, args, ne
 def test_eval_temperature_refuses_nan(home) -> None:
     result = invoke(home, "eval", "mt-bench", "--model", "x", "--judge", "y", "--temperature", "nan")
     assert result.exit_code == 2 and "finite" in result.output, result.output
+
+
+@pytest.mark.parametrize("what", ["missing", "file", "empty"])
+def test_a_model_path_that_is_no_model_is_bad_input(home, tmp_path, what) -> None:
+    """`--model ./typo` is the user's mistake (exit 2), like any other missing file."""
+    target = tmp_path / "model"
+    if what == "file":
+        target.write_text("not a model")
+    elif what == "empty":
+        target.mkdir()
+    result = invoke(home, "prune", "-m", str(target), "--blocks", "1", "--calib", "good", "-o", str(tmp_path / "out"))
+    one_line_error(result, str(target))
+
+
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.json", "bom.csv"])
+def test_utf8_with_a_byte_order_mark_imports(home, tmp_path, name) -> None:
+    """What Notepad and PowerShell write: the same rows as without the mark, the mark not in a column name."""
+    body = {"bom.jsonl": "".join(json.dumps(r) + "\n" for r in ROWS), "bom.json": json.dumps(ROWS),
+            "bom.csv": "instruction,response\n" + "".join(f"{r['instruction']},{r['response']}\n" for r in ROWS)}[name]
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body.encode())
+    result = invoke(home, "datasets", "import", str(tmp_path / name), "--name", "bom")
+    assert result.exit_code == 0, result.output
+    assert Store(home).latest("bom").read().to_dicts() == ROWS
+
+
+def test_a_home_that_cannot_be_created(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    write_jsonl(tmp_path / "good.jsonl", ROWS)
+    result = CliRunner().invoke(cli, ["--home", str(blocker / "home"), "datasets", "import",
+                                      str(tmp_path / "good.jsonl"), "--name", "good"])
+    one_line_error(result, "factory home")
+    assert blocker.read_text() == "keep me"
