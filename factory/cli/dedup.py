@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from factory.cli._executor import executor_options, executor_settings
-from factory.cli._flags import FiniteFloat, model_options
+from factory.cli._flags import model_options
 from factory.cli._outcome import allow_empty_option, warn
 from factory.cli.main import App
 from factory.pipeline.dedup import NearConfig
@@ -19,7 +19,7 @@ pass_app = click.make_pass_decorator(App)
 @click.argument("ref")
 @click.option("--near", is_flag=True, help="Also drop near duplicates (MinHash LSH over word shingles).")
 @click.option("--semantic", is_flag=True, help="Also drop rows whose sentence embeddings are nearly the same.")
-@click.option("--threshold", type=FiniteFloat(),
+@click.option("--threshold", type=float,
               help="Near: estimated Jaccard similarity (default 0.8). Semantic: cosine similarity (default 0.92).")
 @click.option("--embedding-model", metavar="PATH_OR_ID",
               help="Sentence-embedding model for --semantic (default: the installed all-MiniLM-L6-v2).")
