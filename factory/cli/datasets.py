@@ -148,7 +148,7 @@ def diff(app: App, old: str, new: str, key: str | None) -> None:
 @click.argument("ref")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv"]), default="jsonl", show_default=True)
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write.")
+              help="File to write; - writes to stdout (a FIFO or device is written into, not replaced).")
 @pass_app
 def export(app: App, ref: str, fmt: str, out: Path) -> None:
     """Export a version to one JSONL, Parquet or CSV file (nested columns become JSON text in CSV)."""
