@@ -111,6 +111,9 @@ class Judge(Stage):
 
     def __init__(self, config: JudgeConfig | None = None):
         super().__init__(config)
+        if self.config.keep_all and self.config.min_score is not None:  # the score would silently filter nothing
+            raise BadInput(f"--keep-all keeps every row, so --min-score {self.config.min_score:g} would do nothing; "
+                           "pass one of them")
         if self.config.min_score is None and self.default_min_score is not None:
             self.config = self.config.model_copy(update={"min_score": float(self.default_min_score)})
         if self.config.min_score is not None and self.config.min_score not in self.scale:

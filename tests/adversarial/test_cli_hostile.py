@@ -252,3 +252,10 @@ def test_a_home_that_cannot_be_created(tmp_path) -> None:
                                       str(tmp_path / "good.jsonl"), "--name", "good"])
     one_line_error(result, "factory home")
     assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args", [["--keep-all", "--min-score", "5"], ["--keep-all", "--set", "min_score=5"]])
+def test_judge_keep_all_with_a_min_score_is_a_conflict(home, stub, args) -> None:
+    """--keep-all used to drop the --min-score silently: every row kept, exit 0."""
+    one_line_error(invoke(home, "judge", "good", "--with", "openai:stub-model", *args), "--min-score")
+    assert stub.stats()["requests"] == 0 and Store(home).latest("good-judged") is None
