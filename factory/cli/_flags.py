@@ -99,6 +99,22 @@ def click_type(annotation: Any, metadata: list[Any]) -> click.ParamType:
     return click.STRING
 
 
+class _Rows(click.IntRange):
+    """A count of rows: polars slices take an int64, so a larger --n would overflow rather than mean "all"."""
+
+    def _describe_range(self) -> str:
+        return "x>=1"  # the int64 ceiling is no advice in --help
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.INT.convert(value, param, ctx)
+        if number > self.max:
+            self.fail(f"{number} rows is more than any dataset holds (at most {self.max})", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+ROWS = _Rows(min=1, max=2**63 - 1)
+
+
 class FiniteFloat(click.FloatRange):
     """A float option that refuses nan and inf: both pass click's range checks (nan compares false to any bound),
     and a budget or fraction of nan is no setting."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from factory.cli._flags import FiniteFloat
+from factory.cli._flags import ROWS, FiniteFloat
 from factory.cli._llm_options import LLM_HELP, llm_run_options, print_estimate, run_settings
 from factory.cli.eval_lm import lm_eval_command
 from factory.cli.main import App
@@ -30,7 +30,7 @@ eval_.add_command(lm_eval_command)
 @click.option("--judge", "judge_spec", required=True, help=f"The judge LLM. {LLM_HELP}")
 @click.option("--questions", help="A question file (JSONL/JSON/Parquet with category, turns, optional question_id "
                                   "and reference) or a Hub dataset id (default: the 80 MT-Bench questions).")
-@click.option("--n", "n", type=click.IntRange(min=1), help="Use N questions, spread evenly over the categories.")
+@click.option("--n", "n", type=ROWS, help="Use N questions, spread evenly over the categories.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results JSON here (default: $FACTORY_HOME/evals/<name>.json).")
 @click.option("--name", "prefix", help="Name prefix of the stored answers and judgments (default: mt-bench-MODEL).")
@@ -118,7 +118,7 @@ def checkpoint_dir(model_spec: str) -> Path | None:
               help="The smaller model that proposes tokens (e.g. a pruned target); same tokenizer as --target.")
 @click.option("--prompts", required=True, metavar="REF",
               help="Prompts: a dataset version or a JSONL/Parquet file (messages, instruction, or prompt/text).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Use the first N prompts.")
+@click.option("--n", "n", type=ROWS, default=16, show_default=True, help="Use the first N prompts.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results JSON here (default: $FACTORY_HOME/evals/speculative-<draft>.json).")

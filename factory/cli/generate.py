@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from factory.cli._executor import executor_options, executor_settings
-from factory.cli._flags import model_options, take
+from factory.cli._flags import ROWS, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli._outcome import allow_empty_option, skipped, warn
 from factory.cli.main import App
@@ -18,7 +18,7 @@ pass_app = click.make_pass_decorator(App)
 @click.argument("ref")
 @click.option("--llm", "llm_spec", default="local", show_default=True, help=LLM_HELP)
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-answers').")
-@click.option("--n", "limit", type=click.IntRange(min=1), help="Answer only the first N rows.")
+@click.option("--n", "limit", type=ROWS, help="Answer only the first N rows.")
 @model_options(RespondConfig, flags={"response_schema": "--schema"},
                metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @llm_run_options

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from factory.cli._executor import executor_options, executor_settings
-from factory.cli._flags import given, model_options, take
+from factory.cli._flags import ROWS, given, model_options, take
 from factory.cli._llm_options import LLM_HELP, llm_run_options, preview_rows, print_estimate, run_settings
 from factory.cli._outcome import allow_empty_option, skipped, warn
 from factory.cli.main import App
@@ -25,7 +25,7 @@ pass_app = click.make_pass_decorator(App)
 @model_options(JudgeConfig, flags={"response_schema": "--schema"},
                metavars={"response_schema": "MODULE:CLASS|FILE.json"})
 @click.option("--name", "out_name", help="Output dataset name (default: REF's name + '-judged').")
-@click.option("--n", "limit", type=click.IntRange(min=1), help="Judge only the first N rows.")
+@click.option("--n", "limit", type=ROWS, help="Judge only the first N rows.")
 @click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False),
               help="YAML file of judge options (the keys of the options above, e.g. repeats: 3).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",

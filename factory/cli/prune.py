@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from factory.cli._flags import ROWS
 from factory.cli.main import App
 
 pass_app = click.make_pass_decorator(App)
@@ -18,7 +19,7 @@ pass_app = click.make_pass_decorator(App)
 @click.option("--calib", required=True, metavar="REF",
               help="Calibration texts: a dataset version (NAME, NAME@VERSION), a JSONL/Parquet file, or seeds:NAME; "
                    "rows with messages or text/instruction/response columns.")
-@click.option("--n-calib", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--n-calib", type=ROWS, default=256, show_default=True,
               help="Use the first N calibration rows.")
 @click.option("--max-length", type=click.IntRange(min=8), default=512, show_default=True,
               help="Tokens per calibration text.")

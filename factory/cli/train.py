@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from factory.cli._flags import FiniteFloat
+from factory.cli._flags import ROWS, FiniteFloat
 from factory.cli.main import App
 
 _RUN_KEYS = ("model", "data", "out", "config_file", "sets", "overwrite", "resume")
@@ -285,7 +285,7 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
 @click.option("--eval", "eval_ref", metavar="REF",
               help="Held-out set (instruction plus answer or response); default: hold out a share of --data.")
 @click.option("--eval-n", type=click.IntRange(min=1), help="Evaluate on the first N held-out rows.")
-@click.option("--n", "n_train", type=click.IntRange(min=1), help="Train on the first N training rows.")
+@click.option("--n", "n_train", type=ROWS, help="Train on the first N training rows.")
 @click.option("--n-calib", type=click.IntRange(min=1), default=256, show_default=True,
               help="Calibration rows for pruning.")
 @click.option("--checker", default="auto", show_default=True,

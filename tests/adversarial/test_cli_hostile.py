@@ -259,3 +259,11 @@ def test_judge_keep_all_with_a_min_score_is_a_conflict(home, stub, args) -> None
     """--keep-all used to drop the --min-score silently: every row kept, exit 0."""
     one_line_error(invoke(home, "judge", "good", "--with", "openai:stub-model", *args), "--min-score")
     assert stub.stats()["requests"] == 0 and Store(home).latest("good-judged") is None
+
+
+@pytest.mark.parametrize("args", [["generate", "good", "--llm", "openai:stub-model"],
+                                  ["judge", "good", "--with", "openai:stub-model", "--dry-run"]])
+def test_an_n_beyond_int64_is_a_usage_error(home, stub, args) -> None:
+    result = invoke(home, *args, "--n", str(10**23))
+    assert result.exit_code == 2 and "--n" in result.output, result.output
+    assert "Overflow" not in result.output and stub.stats()["requests"] == 0
