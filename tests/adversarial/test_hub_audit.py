@@ -145,3 +145,27 @@ def test_an_lfs_batch_reads_the_repo_history_once_not_once_per_object(hub: Hub) 
     assert answer.status_code == 200
     # it is not this repo's: it must be uploaded here, whoever else holds it
     assert all("upload" in o["actions"] for o in answer.json()["objects"])
+
+
+def test_the_500_log_line_leaves_the_query_string_out(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """A failure the server did not expect (here: its own refs.json damaged on disk) is logged with the path only:
+    the query string of an upload URL carries its signature."""
+    import logging
+
+    import requests
+    from huggingface_hub import HfApi
+
+    from factory.hub.server import HubServer
+
+    root = tmp_path / "root"
+    with HubServer(root, tokens={"hf_alice_token": "alice"}) as server:
+        api = HfApi(endpoint=server.url, token="hf_alice_token")
+        api.create_repo("alice/damaged")
+        api.upload_file(path_or_fileobj=b"hi", path_in_repo="a.txt", repo_id="alice/damaged")
+        (root / "repos" / "model" / "alice" / "damaged" / "refs.json").write_text("{not json")
+        with caplog.at_level(logging.ERROR, logger="factory.hub"):
+            answer = requests.get(f"{server.url}/alice/damaged/resolve/main/a.txt?sig=SECRET-SIGNATURE",
+                                  headers={"Authorization": "Bearer hf_alice_token"}, timeout=30)
+    assert answer.status_code == 500 and "SECRET" not in answer.text
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/alice/damaged/resolve/main/a.txt failed" in logged and "SECRET-SIGNATURE" not in caplog.text
