@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from factory.store import Store
 from factory.testing.llm_stub import StubLLMServer
 from tests.helpers import run_factory, write_jsonl
@@ -31,6 +33,7 @@ def test_generate_with_a_local_model_is_batched_and_reproducible(tmp_path, tiny_
 
 
 
+@pytest.mark.slow
 def test_a_lora_checkpoint_generates_as_its_merged_model(tmp_path, tiny_dir):
     """`--llm hf:DIR` on an adapter folder (what `train sft` leaves with LoRA): the adapter on its base."""
     import torch
