@@ -32,7 +32,6 @@ def test_generate_with_a_local_model_is_batched_and_reproducible(tmp_path, tiny_
     assert again.returncode == 0 and "unchanged" in again.stderr and again.stdout.strip() == version.ref
 
 
-
 @pytest.mark.slow
 def test_a_lora_checkpoint_generates_as_its_merged_model(tmp_path, tiny_dir):
     """`--llm hf:DIR` on an adapter folder (what `train sft` leaves with LoRA): the adapter on its base."""
