@@ -12,7 +12,8 @@ from pathlib import Path
 Series = dict[str, Sequence[float | None]]  # name -> one value per x label
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def line_panels(path: Path, labels: Sequence[str], panels: Sequence[tuple[str, S
     panels = [(y, s) for y, s in panels if s]
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, squeeze=False)
     try:
         for ax, (ylabel, series) in zip(axes[0], panels, strict=True):
@@ -50,7 +51,7 @@ def bars(path: Path, labels: Sequence[str], values: Sequence[float | None], ylab
     """One bar per label, its value written on it; labels without a value get no bar. None when none has one."""
     if all(v is None for v in values):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.6), dpi=100)
     try:
         heights = [0.0 if v is None else v for v in values]

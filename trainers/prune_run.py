@@ -116,9 +116,9 @@ def report_markdown(spec: str, s: dict[str, Any]) -> str:
 
 
 def plot_distances(distances: list[float], start: int, blocks: int, path: Path, title: str) -> Path:
-    from factory.plots import _pyplot
+    from factory.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     try:
         ax.plot(range(len(distances)), distances, marker="o", color="#4c72b0")

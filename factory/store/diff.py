@@ -32,12 +32,17 @@ def _row_hashes(df: pl.DataFrame, columns: list[str]) -> pl.Series:
     return df.select(columns).hash_rows(seed=0).alias("h")
 
 
+def has_text_form(dtype: pl.DataType) -> bool:
+    """Whether a column's values cast to text (to match or compare them): lists, structs and binary do not."""
+    return not (dtype.is_nested() or dtype in (pl.Binary, pl.Object))
+
+
 def _usable_key(old: pl.DataFrame, new: pl.DataFrame, key: str) -> str | None:
     """Why `key` cannot match rows (None when it can): rows are matched on the key's text, one to one. A repeated
     key would join every copy with every other (n² rows: a constant column over a million rows never ends)."""
     for side, df in (("old", old), ("new", new)):
         dtype = df.schema[key]
-        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+        if not has_text_form(dtype):
             return f"a {dtype} column cannot be a key"
         if df[key].cast(pl.String).n_unique() != df.height:
             return f"values repeat in the {side} version; a key names one row"

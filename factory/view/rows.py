@@ -84,9 +84,9 @@ def parse_query(params: Any, schema: pl.Schema) -> RowQuery:
 def filterable(dtype: pl.DataType) -> bool:
     """Whether the column filter can compare a column with a value: text and chat by content, the rest as text;
     lists, structs and binary have no text form to compare with (their cast fails)."""
-    import polars as pl
+    from factory.store.diff import has_text_form
 
-    return dtype == pl.String or is_chat_type(dtype) or not (dtype.is_nested() or dtype in (pl.Binary, pl.Object))
+    return is_chat_type(dtype) or has_text_form(dtype)
 
 
 def _text_of(name: str, dtype: pl.DataType, needle: str) -> pl.Expr | None:
